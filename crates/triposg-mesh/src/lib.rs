@@ -9,3 +9,4 @@ pub mod topology;
 pub use iso_surface::{extract_dense, extract_sparse, DenseGrid, GridGeometry, SparseGrid};
 pub use mesh::{Aabb, Mesh};
 pub use topology::Topology;
+pub mod io;
