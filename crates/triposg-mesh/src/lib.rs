@@ -10,3 +10,4 @@ pub use iso_surface::{extract_dense, extract_sparse, DenseGrid, GridGeometry, Sp
 pub use mesh::{Aabb, Mesh};
 pub use topology::Topology;
 pub mod io;
+pub mod octree;

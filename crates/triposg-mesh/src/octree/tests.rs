@@ -1,0 +1,253 @@
+use std::convert::Infallible;
+use std::f64::consts::PI;
+
+use super::*;
+
+/// Analytic SDFs are in world units; the decoder's logits are steeper. Scaling by 30 puts
+/// upstream's |logit| < 0.95 band at about one coarse voxel, so refinement stays sparse.
+const LOGIT_SCALE: f32 = 30.0;
+
+fn logits(
+    sdf: impl Fn([f32; 3]) -> f32,
+) -> impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, Infallible> {
+    move |points| Ok(points.iter().map(|&p| -LOGIT_SCALE * sdf(p)).collect())
+}
+
+fn length(p: [f32; 3]) -> f32 {
+    (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt()
+}
+
+fn sphere_sdf(centre: [f32; 3], r: f32) -> impl Fn([f32; 3]) -> f32 {
+    move |p| length([p[0] - centre[0], p[1] - centre[1], p[2] - centre[2]]) - r
+}
+
+fn options(depth: u32) -> OctreeOptions {
+    OctreeOptions {
+        depth,
+        frame: VertexFrame::Sampled,
+        ..OctreeOptions::default()
+    }
+}
+
+struct Expected {
+    euler: &'static [i64],
+    volume: f64,
+    area: f64,
+    tolerance: f64,
+}
+
+fn check(depth: u32, sdf: impl Fn([f32; 3]) -> f32, expected: Expected) -> Refinement {
+    let opts = options(depth);
+    let mesh = extract_geometry(&opts, logits(&sdf)).unwrap();
+    let t = mesh.topology();
+    assert!(t.is_closed_manifold(), "{t:?}");
+    assert!(expected.euler.contains(&t.euler_characteristic), "{t:?}");
+    let dv = (mesh.volume() - expected.volume) / expected.volume;
+    let da = (mesh.area() - expected.area) / expected.area;
+    assert!(dv.abs() < expected.tolerance, "volume off by {dv}");
+    assert!(da.abs() < expected.tolerance, "area off by {da}");
+    let refinement = refine(&opts, logits(&sdf)).unwrap();
+    let dense = (refinement.level.samples_per_axis() as f64).powi(3);
+    assert!(
+        (refinement.samples.len() as f64) < 0.15 * dense,
+        "refinement is not sparse"
+    );
+    refinement
+}
+
+#[test]
+fn resolutions_match_upstream() {
+    assert_eq!(resolutions(7), [63, 126]);
+    assert_eq!(resolutions(8), [63, 126, 252]);
+    assert_eq!(resolutions(9), [63, 126, 252, 504]);
+    assert_eq!(resolutions(10), [63, 126, 252, 504, 1008]);
+}
+
+#[test]
+fn positions_are_rounded_like_upstream() {
+    let opts = OctreeOptions::default();
+    let coarse = opts.level(63, true);
+    assert_eq!(
+        coarse.position([0, 63, 1]),
+        [-1.005, 1.005, (2.01f64 / 63.0 - 1.005) as f32]
+    );
+    let fine = opts.level(504, false);
+    let step = (2.01f64 / 504.0) as f32;
+    assert_eq!(fine.position([504, 0, 7])[0], 504.0 * step + -1.005f32);
+    assert_eq!(fine.position([504, 0, 7])[2], 7.0 * step + -1.005f32);
+}
+
+#[test]
+fn sphere() {
+    let r = 0.5f64;
+    let refinement = check(
+        8,
+        sphere_sdf([0.0; 3], r as f32),
+        Expected {
+            euler: &[2],
+            volume: 4.0 / 3.0 * PI * r.powi(3),
+            area: 4.0 * PI * r * r,
+            tolerance: 0.001,
+        },
+    );
+    let queries: Vec<usize> = refinement.stats.iter().map(|s| s.queries).collect();
+    assert_eq!(queries[0], 64 * 64 * 64);
+    assert_eq!(queries.len(), 3);
+    assert_eq!(refinement.samples.len(), queries[2]);
+}
+
+#[test]
+fn torus() {
+    let (major, minor) = (0.5f64, 0.2f64);
+    check(
+        7,
+        move |p| (((p[0] * p[0] + p[1] * p[1]).sqrt() - major as f32).hypot(p[2])) - minor as f32,
+        Expected {
+            euler: &[0],
+            volume: 2.0 * PI * PI * major * minor * minor,
+            area: 4.0 * PI * PI * major * minor,
+            tolerance: 0.003,
+        },
+    );
+}
+
+#[test]
+fn thin_plate() {
+    // 0.04 thick: 2.5 final voxels and barely more than one coarse voxel at depth 7.
+    let half = [0.5f32, 0.4, 0.02];
+    let box_sdf = move |p: [f32; 3]| {
+        let q = [0, 1, 2].map(|a| p[a].abs() - half[a]);
+        let outside = length(q.map(|x| x.max(0.0)));
+        outside + q[0].max(q[1]).max(q[2]).min(0.0)
+    };
+    let [a, b, c] = half.map(|x| 2.0 * x as f64);
+    check(
+        7,
+        box_sdf,
+        Expected {
+            euler: &[2],
+            volume: a * b * c,
+            // Marching cubes chamfers the sharp edges by up to a voxel: looser bound.
+            area: 2.0 * (a * b + b * c + a * c),
+            tolerance: 0.02,
+        },
+    );
+}
+
+#[test]
+fn two_touching_spheres() {
+    let r = 0.4f32;
+    let left = sphere_sdf([-r, 0.0, 0.0], r);
+    let right = sphere_sdf([r, 0.0, 0.0], r);
+    let rr = r as f64;
+    // The contact point is a sample with value 0 (outside): the spheres may come out apart
+    // (two components) or joined by a sub-voxel neck, but always closed and manifold.
+    check(
+        7,
+        move |p| left(p).min(right(p)),
+        Expected {
+            euler: &[2, 4],
+            volume: 2.0 * 4.0 / 3.0 * PI * rr.powi(3),
+            area: 2.0 * 4.0 * PI * rr * rr,
+            tolerance: 0.003,
+        },
+    );
+}
+
+#[test]
+fn upstream_frame_shrinks_towards_bbox_min() {
+    let sdf = sphere_sdf([0.2, 0.0, -0.1], 0.4);
+    let sampled = extract_geometry(&options(7), logits(&sdf)).unwrap();
+    let upstream_opts = OctreeOptions {
+        frame: VertexFrame::Upstream,
+        ..options(7)
+    };
+    let upstream = extract_geometry(&upstream_opts, logits(&sdf)).unwrap();
+    assert_eq!(sampled.faces, upstream.faces);
+    let scale = 126.0 / 128.0;
+    for (s, u) in sampled.vertices.iter().zip(&upstream.vertices) {
+        for a in 0..3 {
+            let expected = (s[a] + 1.005) * scale - 1.005;
+            assert!((u[a] - expected).abs() < 1e-5, "{s:?} -> {u:?}");
+        }
+    }
+}
+
+#[test]
+fn batches_respect_the_batch_size_and_errors_propagate() {
+    let opts = OctreeOptions {
+        batch_size: 5000,
+        ..options(7)
+    };
+    let mut calls = 0;
+    let sdf = sphere_sdf([0.0; 3], 0.5);
+    let counted = |points: &[[f32; 3]]| {
+        assert!(!points.is_empty() && points.len() <= 5000);
+        calls += 1;
+        Ok::<_, Infallible>(points.iter().map(|&p| -LOGIT_SCALE * sdf(p)).collect())
+    };
+    let refinement = refine(&opts, counted).unwrap();
+    let total: usize = refinement.stats.iter().map(|s| s.queries).sum();
+    assert_eq!(
+        calls,
+        refinement
+            .stats
+            .iter()
+            .map(|s| s.queries.div_ceil(5000))
+            .sum::<usize>()
+    );
+    assert!(total > 64 * 64 * 64);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("decoder out of memory")]
+    struct Oom;
+    let failing = |_: &[[f32; 3]]| Err::<Vec<f32>, _>(Oom);
+    assert!(matches!(
+        refine(&opts, failing),
+        Err(OctreeError::Query(Oom))
+    ));
+    let short = |p: &[[f32; 3]]| Ok::<_, Infallible>(vec![0.0; p.len() - 1]);
+    assert!(matches!(
+        refine(&opts, short),
+        Err(OctreeError::QueryLength { .. })
+    ));
+    for bad in [
+        OctreeOptions { depth: 6, ..opts },
+        OctreeOptions {
+            batch_size: 0,
+            ..opts
+        },
+        OctreeOptions {
+            bbox_max: [1.0, -2.0, 1.0],
+            ..opts
+        },
+    ] {
+        assert!(matches!(
+            refine(&bad, logits(&sdf)),
+            Err(OctreeError::InvalidOptions(_))
+        ));
+    }
+}
+
+#[test]
+fn band_marks_sign_changes_and_small_values_only() {
+    let geometry = GridGeometry {
+        dims: [4, 1, 1],
+        origin: [0.0; 3],
+        spacing: [1.0; 3],
+    };
+    // Missing sample 3; sample 0 is far positive next to far negative; the rest far.
+    let grid = SparseGrid::from_samples(vec![(0, 5.0), (1, -5.0), (2, -0.5)]);
+    assert_eq!(near_surface(&grid, &geometry), [0, 1, 2]);
+    let grid = SparseGrid::from_samples(vec![(0, 5.0), (1, 5.0), (2, -10000.0), (3, -5.0)]);
+    assert_eq!(near_surface(&grid, &geometry), Vec::<u64>::new());
+    let dilated = dilate(
+        vec![0],
+        &GridGeometry {
+            dims: [5, 5, 5],
+            ..geometry
+        },
+        2,
+    );
+    assert_eq!(dilated.len(), 27);
+}
