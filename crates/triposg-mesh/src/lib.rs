@@ -9,5 +9,7 @@ pub mod topology;
 pub use iso_surface::{extract_dense, extract_sparse, DenseGrid, GridGeometry, SparseGrid};
 pub use mesh::{Aabb, Mesh};
 pub use topology::Topology;
+pub mod cleanup;
 pub mod io;
 pub mod octree;
+pub mod simplify;
