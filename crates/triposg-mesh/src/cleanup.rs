@@ -110,27 +110,24 @@ impl Mesh {
 
     /// Drops vertices no face uses, keeping the order of the others.
     pub fn remove_unreferenced_vertices(&mut self) -> usize {
+        let mut used = vec![false; self.vertices.len()];
+        for &v in self.faces.iter().flatten() {
+            used[v as usize] = true;
+        }
         let mut remap = vec![u32::MAX; self.vertices.len()];
-        for f in &self.faces {
-            for &v in f {
-                remap[v as usize] = 0;
+        let mut kept = Vec::with_capacity(self.vertices.len());
+        for (i, &p) in self.vertices.iter().enumerate() {
+            if used[i] {
+                remap[i] = kept.len() as u32;
+                kept.push(p);
             }
         }
-        let mut next = 0;
-        for r in remap.iter_mut().filter(|r| **r == 0) {
-            *r = next;
-            next += 1;
-        }
-        let before = self.vertices.len();
-        let mut index = 0;
-        self.vertices.retain(|_| {
-            index += 1;
-            remap[index - 1] != u32::MAX
-        });
+        let removed = self.vertices.len() - kept.len();
+        self.vertices = kept;
         for f in &mut self.faces {
             *f = f.map(|v| remap[v as usize]);
         }
-        before - self.vertices.len()
+        removed
     }
 }
 
