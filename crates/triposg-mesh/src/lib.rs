@@ -1,15 +1,23 @@
 //! Pure-CPU mesh side of TripoSG: SDF octree refinement, iso-surface extraction, the mesh type
 //! with cleanup and simplification, and mesh file formats.
+//!
+//! Sign convention throughout: sampled values follow upstream TripoSG's decoder logits,
+//! POSITIVE INSIDE the solid and negative outside, surface at 0. Meshes are wound
+//! counter-clockwise seen from outside.
 
+pub mod cleanup;
+pub mod io;
 pub mod iso_surface;
 mod marching_cubes;
 pub mod mesh;
-pub mod topology;
-
-pub use iso_surface::{extract_dense, extract_sparse, DenseGrid, GridGeometry, SparseGrid};
-pub use mesh::{Aabb, Mesh};
-pub use topology::Topology;
-pub mod cleanup;
-pub mod io;
 pub mod octree;
 pub mod simplify;
+pub mod topology;
+
+pub use cleanup::{CleanupReport, DEFAULT_MIN_COMPONENT_FRACTION};
+pub use io::{load, save, Format, MeshIoError};
+pub use iso_surface::{extract_dense, extract_sparse, DenseGrid, GridGeometry, SparseGrid};
+pub use mesh::{Aabb, Mesh};
+pub use octree::{extract_geometry, refine, OctreeError, OctreeOptions, Refinement, VertexFrame};
+pub use simplify::SimplifyReport;
+pub use topology::Topology;

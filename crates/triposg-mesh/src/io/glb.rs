@@ -58,12 +58,9 @@ pub fn to_bytes(mesh: &Mesh) -> Result<Vec<u8>> {
         ]
     });
     if mesh.vertices.is_empty() {
-        // glTF forbids empty buffers and zero-count accessors: an empty mesh is an empty scene.
-        document = json!({
-            "asset": { "version": "2.0", "generator": "triposg-mesh" },
-            "scene": 0,
-            "scenes": [{ "nodes": [] }]
-        });
+        // glTF forbids empty buffers, zero-count accessors and empty node lists: an empty mesh
+        // is a file with no scene.
+        document = json!({ "asset": { "version": "2.0", "generator": "triposg-mesh" } });
         bin.clear();
     }
     let mut json_chunk = serde_json::to_vec(&document).expect("JSON values serialise");
@@ -292,7 +289,7 @@ mod tests {
     }
 
     #[test]
-    fn empty_mesh_is_a_valid_empty_scene() {
+    fn empty_mesh_is_a_valid_file_without_scene() {
         let bytes = to_bytes(&Mesh::default()).unwrap();
         assert!(gltf::Gltf::from_slice(&bytes).is_ok());
         assert!(from_bytes(&bytes).unwrap().is_empty());
