@@ -8,11 +8,13 @@
 pub mod attention;
 pub mod checkpoint;
 pub mod denoise;
+pub mod device;
 pub mod dinov2;
 pub mod dit;
 pub mod dit_block;
 pub mod error;
 pub mod layers;
+pub mod rmbg;
 pub mod scheduler;
 pub mod vae;
 pub mod weights;

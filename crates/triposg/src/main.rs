@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use triposg_model::checkpoint::{Checkpoint, Component};
+use triposg_model::device::{default_dtype, parse_dtype, select_device};
+
+mod bench;
 
 #[derive(Parser)]
 #[command(version, about = "Turn a photo into a 3D-printable model")]
@@ -27,6 +30,21 @@ struct Cli {
 enum Command {
     /// Check the weights folder against what the models need, without loading it.
     CheckWeights,
+    /// Time each model stage on given inputs and save its outputs (see tools/gpu/compare.py).
+    Bench {
+        /// Safetensors file of inputs written by tools/gpu/compare.py.
+        #[arg(long)]
+        inputs: PathBuf,
+        /// Where to write the stage outputs (safetensors, f32).
+        #[arg(long)]
+        out: PathBuf,
+        /// cpu, cuda, cuda:N or metal.
+        #[arg(long, env = "TRIPOSG_DEVICE", default_value = "cuda")]
+        device: String,
+        /// f32, f16 or bf16; default f16 on GPUs, f32 on CPU.
+        #[arg(long, env = "TRIPOSG_DTYPE")]
+        dtype: Option<String>,
+    },
 }
 
 fn check_weights(weights: &std::path::Path) -> anyhow::Result<bool> {
@@ -63,10 +81,32 @@ fn check_weights(weights: &std::path::Path) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
+fn bench_command(
+    weights: &std::path::Path,
+    inputs: &std::path::Path,
+    out: &std::path::Path,
+    device: &str,
+    dtype: Option<&str>,
+) -> anyhow::Result<bool> {
+    let device = select_device(device)?;
+    let dtype = match dtype {
+        Some(name) => parse_dtype(name)?,
+        None => default_dtype(&device),
+    };
+    bench::run(weights, inputs, out, &device, dtype)?;
+    Ok(true)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckWeights => check_weights(&cli.weights),
+        Command::Bench {
+            inputs,
+            out,
+            device,
+            dtype,
+        } => bench_command(&cli.weights, &inputs, &out, &device, dtype.as_deref()),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,0 +1,58 @@
+//! Choosing where and in which precision the models run.
+
+use candle_core::{DType, Device};
+
+use crate::error::{ModelError, Result};
+
+/// `cpu`, `cuda`, `cuda:N`, `metal` or `metal:N`. A build without the matching feature says so.
+pub fn select_device(spec: &str) -> Result<Device> {
+    let (kind, ordinal) = match spec.split_once(':') {
+        Some((kind, n)) => {
+            let n = n.parse::<usize>().map_err(|_| {
+                ModelError::InvalidInput(format!("device `{spec}`: `{n}` is not a device number"))
+            })?;
+            (kind, n)
+        }
+        None => (spec, 0),
+    };
+    let device = match kind {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::new_cuda(ordinal).map_err(|e| {
+            ModelError::InvalidInput(format!(
+                "cannot use CUDA device {ordinal}: {e}. Check `nvidia-smi`, the driver, and that this binary was built with `--features cuda`"
+            ))
+        })?,
+        "metal" => Device::new_metal(ordinal).map_err(|e| {
+            ModelError::InvalidInput(format!(
+                "cannot use Metal device {ordinal}: {e}. This binary must be built with `--features metal` on macOS"
+            ))
+        })?,
+        other => {
+            return Err(ModelError::InvalidInput(format!(
+                "unknown device `{other}`: use cpu, cuda, cuda:N or metal"
+            )))
+        }
+    };
+    Ok(device)
+}
+
+/// Upstream runs fp16 on GPUs (norms in f32); CPUs have no fast half-precision matmul.
+pub fn default_dtype(device: &Device) -> DType {
+    if device.is_cpu() {
+        DType::F32
+    } else {
+        DType::F16
+    }
+}
+
+/// `f32`, `f16` or `bf16`.
+pub fn parse_dtype(name: &str) -> Result<DType> {
+    match name {
+        "f32" | "fp32" | "float32" => Ok(DType::F32),
+        "f16" | "fp16" | "float16" => Ok(DType::F16),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        other => Err(ModelError::InvalidInput(format!(
+            "unknown dtype `{other}`: use f32, f16 or bf16"
+        ))),
+    }
+}

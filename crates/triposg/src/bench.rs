@@ -1,0 +1,122 @@
+//! `triposg bench`: runs each model stage on given inputs, records outputs for comparison with
+//! the upstream reference, and times each stage (median of repeats, device synchronised).
+//!
+//! The device-side script `tools/gpu/compare.py` writes full-size random weights and inputs,
+//! runs upstream PyTorch on them, then this command, and prints both side by side.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
+use triposg_model::checkpoint::Checkpoint;
+use triposg_model::denoise::denoise;
+
+fn median_ms(device: &Device, reps: usize, mut f: impl FnMut() -> Result<Tensor>) -> Result<f64> {
+    f()?;
+    device.synchronize()?;
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let start = Instant::now();
+        f()?;
+        device.synchronize()?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[reps / 2])
+}
+
+pub fn run(weights: &Path, inputs: &Path, out: &Path, device: &Device, dtype: DType) -> Result<()> {
+    let ckpt = Checkpoint::new(weights.join("TripoSG"));
+    let load_start = Instant::now();
+    let dino = ckpt.load_dinov2(dtype, device)?;
+    let dit = ckpt.load_dit(dtype, device)?;
+    let vae = ckpt.load_vae(dtype, device)?;
+    device.synchronize()?;
+    let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
+    let io = candle_core::safetensors::load(inputs, device)
+        .with_context(|| format!("reading bench inputs {}", inputs.display()))?;
+    let get = |k: &str| -> Result<Tensor> {
+        Ok(io
+            .get(k)
+            .with_context(|| format!("bench input `{k}` missing"))?
+            .to_dtype(dtype)?)
+    };
+    let steps = 50;
+    let guidance = 7.0;
+    let schedule = ckpt
+        .scheduler_config()?
+        .schedule(steps)
+        .map_err(anyhow::Error::msg)?;
+
+    let mut outputs: HashMap<String, Tensor> = HashMap::new();
+    let mut timings: Vec<(&str, f64)> = vec![("load_ms", load_ms)];
+
+    let pixels = get("pixels")?;
+    let cond = dino.forward(&pixels)?;
+    timings.push((
+        "dino_ms",
+        median_ms(device, 5, || Ok(dino.forward(&pixels)?))?,
+    ));
+    outputs.insert("dino".into(), cond.clone());
+
+    let (lat2, cond2) = (get("latents2")?, get("cond2")?);
+    let t2: Vec<f32> = io["timesteps2"].to_vec1()?;
+    let step = || Ok(dit.forward(&lat2, &t2, &cond2)?);
+    outputs.insert("dit_step".into(), step()?);
+    timings.push(("dit_step_ms_b2", median_ms(device, 5, step)?));
+
+    let noise = get("noise")?;
+    let loop_once = || -> Result<Tensor> {
+        Ok(denoise(
+            &dit,
+            &schedule,
+            &cond,
+            noise.clone(),
+            guidance,
+            |_, _| ControlFlow::Continue(()),
+        )?)
+    };
+    let latents = loop_once()?;
+    timings.push(("denoise50_ms", median_ms(device, 3, loop_once)?));
+    outputs.insert("denoise50".into(), latents.clone());
+
+    let z = get("vae_latents")?;
+    let kv = vae.kv_tokens(&z)?;
+    timings.push((
+        "vae_kv_ms",
+        median_ms(device, 5, || Ok(vae.kv_tokens(&z)?))?,
+    ));
+    outputs.insert("vae_kv".into(), kv.clone());
+    let q10k = io["queries10k"].to_device(device)?;
+    outputs.insert("sdf10k".into(), vae.query(&kv, &q10k)?);
+    timings.push((
+        "vae_query_only_10k_ms",
+        median_ms(device, 5, || Ok(vae.query(&kv, &q10k)?))?,
+    ));
+    let q200k = io["queries200k"].to_device(device)?;
+    let chunked = || -> Result<Tensor> {
+        let parts = (0..4)
+            .map(|i| vae.query(&kv, &q200k.narrow(1, i * 50_000, 50_000)?))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&parts, 1)?)
+    };
+    timings.push((
+        "vae_query_only_200k_ms_chunk50k",
+        median_ms(device, 3, chunked)?,
+    ));
+
+    let outputs: HashMap<String, Tensor> = outputs
+        .into_iter()
+        .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?.to_device(&Device::Cpu)?)))
+        .collect::<Result<_>>()?;
+    candle_core::safetensors::save(&outputs, out)?;
+    let json: Vec<String> = timings
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v:.3}"))
+        .collect();
+    println!("{{{}}}", json.join(", "));
+    Ok(())
+}
