@@ -5,11 +5,9 @@ Writes, under tests/fixtures/:
   golden/*.safetensors    inputs and outputs of each module and of the sampling loop (fp32, CPU)
   manifests/*.json        full-size state-dict names/shapes/dtypes + real configs (meta device)
 """
-import importlib.machinery
 import json
 import os
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +19,9 @@ REPO = HERE.parent.parent
 REF = Path(os.environ.get("TRIPOSG_REF", REPO.parent / "shared" / "reference" / "TripoSG"))
 OUT = REPO / "tests" / "fixtures"
 
-# Never-called imports of the upstream modules: the CUDA-compiled DMC, config types, and the
-# mesh library used only after the loop we stop.
-def stub(name, **attrs):
-    module = types.ModuleType(name)
-    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
-    module.__dict__.update(attrs)
-    sys.modules[name] = module
+sys.path.insert(0, str(HERE))
+from upstream_stubs import stub  # noqa: E402,F401  (re-exported for the other fixture scripts)
 
-
-stub("diso", DiffDMC=None)
-stub("omegaconf", DictConfig=dict, ListConfig=list)
-stub("trimesh", Trimesh=None)
 sys.path.insert(0, str(REF))
 
 from transformers import BitImageProcessor, Dinov2Config, Dinov2Model  # noqa: E402

@@ -5,13 +5,11 @@ random weights of the real sizes (seed 0, as ../shared/bench/ref_bench.py), save
 layout, runs upstream in fp16 (and fp32 as the reference truth), runs `triposg bench` on the same
 weights and inputs, and writes $OUT/compare.json: per-stage relative L2 errors and timings.
 """
-import importlib.machinery
 import json
 import os
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
-def stub(name, **attrs):
-    module = types.ModuleType(name)
-    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
-    module.__dict__.update(attrs)
-    sys.modules[name] = module
-
-
-stub("diso", DiffDMC=None)
-stub("omegaconf", DictConfig=dict, ListConfig=list)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "golden"))
+import upstream_stubs  # noqa: E402,F401
 
 from transformers import Dinov2Config, Dinov2Model  # noqa: E402
 
