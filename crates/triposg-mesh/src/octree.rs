@@ -221,14 +221,19 @@ pub fn extract_geometry<E>(
     options: &OctreeOptions,
     query: impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
 ) -> Result<Mesh, OctreeError<E>> {
-    let refinement = refine(options, query)?;
+    Ok(surface(options, &refine(options, query)?))
+}
+
+/// Iso-surface at level 0 of a finished [`refine`], in the chosen vertex frame. Apart from
+/// [`extract_geometry`] so that a caller can report the two stages separately.
+pub fn surface(options: &OctreeOptions, refinement: &Refinement) -> Mesh {
     let mut geometry = refinement.level.geometry();
     if options.frame == VertexFrame::Upstream {
         let cells = (1u64 << options.depth) as f64;
         geometry.spacing =
             [0, 1, 2].map(|a| ((options.bbox_max[a] - options.bbox_min[a]) / cells) as f32);
     }
-    Ok(extract_sparse(&refinement.samples, &geometry))
+    extract_sparse(&refinement.samples, &geometry)
 }
 
 fn evaluate<E>(

@@ -1,0 +1,10 @@
+//! The job that turns a prepared image into a mesh, stage by stage, reporting progress and
+//! honouring cancellation between steps. Knows nothing of HTTP; the CLI and the server drive it.
+
+pub mod events;
+pub mod models;
+pub mod shape;
+
+pub use events::{Cancel, Event, Stage};
+pub use models::Models;
+pub use shape::{generate_shape, JobError, ShapeParams};

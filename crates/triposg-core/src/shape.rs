@@ -1,0 +1,200 @@
+//! Prepared image -> mesh: DINOv2 tokens, CFG sampling from seeded noise, VAE key/values once,
+//! octree SDF queries in large batches, iso-surface, cleanup and optional decimation.
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use triposg_mesh::{Mesh, OctreeError, OctreeOptions};
+use triposg_model::denoise::{denoise, initial_noise, DenoiseError};
+
+use crate::events::{Cancel, Event, Stage};
+use crate::models::Models;
+
+/// The generation parameters of the old app's "Generation Options", plus the octree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapeParams {
+    pub steps: usize,
+    pub guidance: f32,
+    pub seed: u64,
+    /// Latent tokens (upstream 2048).
+    pub num_tokens: usize,
+    pub octree_depth: u32,
+    /// Query points per VAE call: bounds the attention's working memory.
+    pub query_batch: usize,
+    /// Quadric decimation target; `None` keeps every face.
+    pub max_faces: Option<usize>,
+}
+
+impl Default for ShapeParams {
+    fn default() -> Self {
+        Self {
+            steps: 50,
+            guidance: 7.0,
+            seed: 42,
+            num_tokens: 2048,
+            octree_depth: 9,
+            query_batch: 8192,
+            max_faces: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("the model found no surface in this image: try another seed, or a photo with one clearly separated object")]
+    NoSurface,
+    #[error("invalid parameters: {0}")]
+    InvalidParams(String),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+impl ShapeParams {
+    pub fn validate(&self) -> Result<(), JobError> {
+        let bad = |m: String| Err(JobError::InvalidParams(m));
+        if !(1..=200).contains(&self.steps) {
+            return bad(format!("steps must be 1..=200, got {}", self.steps));
+        }
+        if !(self.guidance.is_finite() && (1.0..=30.0).contains(&self.guidance)) {
+            return bad(format!("guidance must be 1..=30, got {}", self.guidance));
+        }
+        if !(7..=10).contains(&self.octree_depth) {
+            return bad(format!(
+                "octree depth must be 7..=10, got {}",
+                self.octree_depth
+            ));
+        }
+        if self.query_batch == 0 || self.num_tokens == 0 {
+            return bad("query batch and token count must be positive".into());
+        }
+        if self.max_faces.is_some_and(|f| f < 4) {
+            return bad("max faces must be at least 4".into());
+        }
+        Ok(())
+    }
+}
+
+/// Times a stage and brackets it with start/finish events.
+fn stage<T>(
+    s: Stage,
+    on_event: &mut impl FnMut(Event),
+    f: impl FnOnce(&mut dyn FnMut(Event)) -> Result<T, JobError>,
+) -> Result<T, JobError> {
+    on_event(Event::StageStarted(s));
+    let start = Instant::now();
+    let out = f(on_event)?;
+    on_event(Event::StageFinished {
+        stage: s,
+        elapsed: start.elapsed(),
+    });
+    Ok(out)
+}
+
+/// Generates the mesh of the object in `pixels` (`[1, 3, 224, 224]`, DINOv2-normalised).
+pub fn generate_shape(
+    models: &Models,
+    pixels: &Tensor,
+    params: &ShapeParams,
+    cancel: &Cancel,
+    mut on_event: impl FnMut(Event),
+) -> Result<Mesh, JobError> {
+    params.validate()?;
+    let check = || {
+        if cancel.is_cancelled() {
+            Err(JobError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
+    check()?;
+    let cond = stage(Stage::Encode, &mut on_event, |_| {
+        Ok(models.dinov2.forward(&pixels.to_device(&models.device)?)?)
+    })?;
+    check()?;
+    let latents = stage(Stage::Denoise, &mut on_event, |emit| {
+        let schedule = models
+            .scheduler
+            .schedule(params.steps)
+            .map_err(JobError::InvalidParams)?;
+        let channels = models.dit.config().in_channels;
+        let noise = initial_noise(
+            params.seed,
+            (1, params.num_tokens, channels),
+            models.dtype,
+            &models.device,
+        )?;
+        denoise(
+            &models.dit,
+            &schedule,
+            &cond,
+            noise,
+            params.guidance,
+            |p, _| {
+                emit(Event::Progress {
+                    stage: Stage::Denoise,
+                    done: p.step,
+                    total: p.total,
+                });
+                if cancel.is_cancelled() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
+        .map_err(|e| match e {
+            DenoiseError::Cancelled(_) => JobError::Cancelled,
+            DenoiseError::Candle(e) => JobError::Candle(e),
+        })
+    })?;
+    check()?;
+    let options = OctreeOptions {
+        depth: params.octree_depth,
+        batch_size: params.query_batch,
+        ..Default::default()
+    };
+    let refinement = stage(Stage::Decode, &mut on_event, |emit| {
+        let vae = &models.vae;
+        let kv = vae.kv_tokens(&latents)?;
+        let mut done = 0;
+        let refinement = triposg_mesh::refine(&options, |points| -> Result<Vec<f32>, JobError> {
+            check()?;
+            let n = points.len();
+            let flat: Vec<f32> = points.iter().flatten().copied().collect();
+            let points = Tensor::from_vec(flat, (1, n, 3), vae.device())?;
+            let sdf = vae
+                .query(&kv, &points)?
+                .to_dtype(DType::F32)?
+                .flatten_all()?;
+            done += n;
+            // The octree's total is unknown until its last level: report points decoded.
+            emit(Event::Progress {
+                stage: Stage::Decode,
+                done,
+                total: 0,
+            });
+            Ok(sdf.to_vec1()?)
+        });
+        refinement.map_err(|e| match e {
+            OctreeError::Query(e) => e,
+            other => JobError::InvalidParams(other.to_string()),
+        })
+    })?;
+    check()?;
+    stage(Stage::Surface, &mut on_event, |_| {
+        let mut mesh = triposg_mesh::octree::surface(&options, &refinement);
+        mesh.cleanup(triposg_mesh::DEFAULT_MIN_COMPONENT_FRACTION);
+        if mesh.faces.is_empty() {
+            return Err(JobError::NoSurface);
+        }
+        if let Some(max) = params.max_faces {
+            if mesh.faces.len() > max {
+                mesh.simplify(max, 0.01);
+            }
+        }
+        Ok(mesh)
+    })
+}

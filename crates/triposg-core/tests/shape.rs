@@ -1,0 +1,212 @@
+//! The whole shape job on the tiny upstream-made checkpoint, on CPU.
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+use triposg_core::{generate_shape, Cancel, Event, JobError, Models, ShapeParams, Stage};
+use triposg_model::denoise::initial_noise;
+
+fn tiny() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny")
+}
+
+/// The tiny random VAE's SDF never changes sign, so it has no surface to find. Shifting its
+/// output bias by the median logit over the box makes the zero level cut through the volume,
+/// and scaling the output layer sharpens the field so that the octree's near-surface band
+/// (|logit| < 0.95) is a thin shell, as with a trained model, instead of the whole box. Every
+/// other weight stays as upstream made it.
+fn models_with_a_surface() -> (tempfile::TempDir, Models) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tiny().join("TripoSG");
+    let dst = dir.path().join("TripoSG");
+    for entry in walk(&src) {
+        let target = dst.join(entry.strip_prefix(&src).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &target).unwrap();
+    }
+    let original = Models::load(dir.path(), &Device::Cpu, DType::F32).unwrap();
+    let latents = initial_noise(7, (1, 16, 8), DType::F32, &Device::Cpu).unwrap();
+    let kv = original.vae.kv_tokens(&latents).unwrap();
+    let grid = Tensor::rand(-1f32, 1.0, (1, 4096, 3), &Device::Cpu).unwrap();
+    let mut logits = original
+        .vae
+        .query(&kv, &grid)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    logits.sort_by(f32::total_cmp);
+    let median = logits[logits.len() / 2];
+    let path = dst.join("vae/diffusion_pytorch_model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    // logits = -(proj_out(x)): adding the median to the bias moves every logit down by it.
+    const SHARPEN: f64 = 20.0;
+    let bias = ((&tensors["decoder.proj_out.bias"] + median as f64).unwrap() * SHARPEN).unwrap();
+    let weight = (&tensors["decoder.proj_out.weight"] * SHARPEN).unwrap();
+    tensors.insert("decoder.proj_out.bias".into(), bias);
+    tensors.insert("decoder.proj_out.weight".into(), weight);
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    let models = Models::load(dir.path(), &Device::Cpu, DType::F32).unwrap();
+    (dir, models)
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|e| {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
+
+fn models() -> Models {
+    Models::load(&tiny(), &Device::Cpu, DType::F32).unwrap()
+}
+
+fn pixels() -> Tensor {
+    Tensor::randn(0f32, 1.0, (1, 3, 224, 224), &Device::Cpu).unwrap()
+}
+
+fn params(seed: u64) -> ShapeParams {
+    ShapeParams {
+        steps: 3,
+        seed,
+        num_tokens: 16,
+        octree_depth: 7,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_job_runs_every_stage_in_order_is_reproducible_and_decimates() {
+    let ((_dir, models), pixels) = (models_with_a_surface(), pixels());
+    let mut events = Vec::new();
+    let mesh = generate_shape(&models, &pixels, &params(7), &Cancel::new(), |e| {
+        events.push(e)
+    })
+    .expect("the shifted tiny model yields a surface");
+    let started: Vec<Stage> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StageStarted(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        started,
+        [Stage::Encode, Stage::Denoise, Stage::Decode, Stage::Surface]
+    );
+    let steps: Vec<(usize, usize)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Progress {
+                stage: Stage::Denoise,
+                done,
+                total,
+            } => Some((*done, *total)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps, [(1, 3), (2, 3), (3, 3)]);
+    let decoded = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Progress {
+                    stage: Stage::Decode,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(
+        decoded >= 3,
+        "coarse grid and both refinements decode in batches"
+    );
+
+    assert!(!mesh.faces.is_empty());
+    let bbox = mesh.bbox().unwrap();
+    assert!(bbox.min.iter().chain(&bbox.max).all(|c| c.abs() <= 1.005));
+    let again = generate_shape(&models, &pixels, &params(7), &Cancel::new(), |_| {}).unwrap();
+    assert_eq!(mesh.vertices, again.vertices, "same seed, same mesh");
+    let other = generate_shape(&models, &pixels, &params(8), &Cancel::new(), |_| {}).unwrap();
+    assert_ne!(mesh.vertices, other.vertices, "another seed, another mesh");
+
+    let target = mesh.faces.len() / 4;
+    let p = ShapeParams {
+        max_faces: Some(target),
+        ..params(7)
+    };
+    let small = generate_shape(&models, &pixels, &p, &Cancel::new(), |_| {}).unwrap();
+    assert!(
+        small.faces.len() <= target,
+        "{} > {target}",
+        small.faces.len()
+    );
+}
+
+#[test]
+fn cancelling_during_sampling_stops_before_decoding() {
+    let (models, pixels) = (models(), pixels());
+    let cancel = Cancel::new();
+    let mut stages = Vec::new();
+    let r = generate_shape(&models, &pixels, &params(7), &cancel, |e| {
+        if let Event::Progress {
+            stage: Stage::Denoise,
+            done: 1,
+            ..
+        } = e
+        {
+            cancel.cancel();
+        }
+        if let Event::StageStarted(s) = e {
+            stages.push(s);
+        }
+    });
+    assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");
+    assert_eq!(stages, [Stage::Encode, Stage::Denoise]);
+}
+
+#[test]
+fn a_model_without_a_surface_says_so() {
+    let r = generate_shape(&models(), &pixels(), &params(7), &Cancel::new(), |_| {});
+    assert!(matches!(r, Err(JobError::NoSurface)), "{r:?}");
+}
+
+#[test]
+fn out_of_range_parameters_are_refused_before_any_work() {
+    let (models, pixels) = (models(), pixels());
+    for bad in [
+        ShapeParams {
+            steps: 0,
+            ..params(1)
+        },
+        ShapeParams {
+            guidance: f32::NAN,
+            ..params(1)
+        },
+        ShapeParams {
+            octree_depth: 12,
+            ..params(1)
+        },
+        ShapeParams {
+            max_faces: Some(0),
+            ..params(1)
+        },
+    ] {
+        let mut events = 0;
+        let r = generate_shape(&models, &pixels, &bad, &Cancel::new(), |_| events += 1);
+        assert!(
+            matches!(r, Err(JobError::InvalidParams(_))),
+            "{bad:?}: {r:?}"
+        );
+        assert_eq!(events, 0);
+    }
+}
