@@ -177,9 +177,8 @@ fn no_foreground_is_refused() {
     }
 }
 
+// 256 cases each by default; PROPTEST_CASES=100000 for a longer fuzzing run.
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
     /// The decoder is total: any bytes, including damaged real files, give an image or an error.
     #[test]
     fn decoder_never_panics(
