@@ -2,10 +2,13 @@
 
 Writes, under tests/fixtures/:
   tiny/TripoSG/...        tiny random-weight models in the real `save_pretrained` layout
+  tiny-surface/TripoSG/   the same with the VAE output layer shifted and sharpened so that jobs
+                          find a surface (job/CLI tests only)
   golden/*.safetensors    inputs and outputs of each module and of the sampling loop (fp32, CPU)
   manifests/*.json        full-size state-dict names/shapes/dtypes + real configs (meta device)
 """
 import json
+import shutil
 import os
 import sys
 from pathlib import Path
@@ -171,6 +174,24 @@ def golden(dit, vae, dino, sched, fx, out):
     save_file(f32(loop), out / "denoise.safetensors")
 
 
+def tiny_with_a_surface(src, dst):
+    """The tiny random VAE's SDF never changes sign, so a job on it finds no surface. This copy
+    shifts the VAE's output bias by the median logit (so the zero level cuts through the box)
+    and scales the output layer by 20 (so the octree's |logit| < 0.95 band is a thin shell, as
+    with a trained model). Used by the job and CLI tests, never by the fidelity tests."""
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    vae = TripoSGVAEModel.from_pretrained(dst / "vae").eval()
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(4, 16, TINY_VAE["latent_channels"], generator=g)
+    pts = torch.rand(4, 4096, 3, generator=g) * 2 - 1
+    median = vae.decode(z, pts).sample.median()
+    proj = vae.decoder.proj_out
+    # logits = -(proj_out(x)): adding the median to the bias moves every logit down by it.
+    proj.bias.add_(median).mul_(20.0)
+    proj.weight.mul_(20.0)
+    vae.save_pretrained(dst / "vae")
+
+
 def manifest(model, config, class_name):
     tensors = {k: {"shape": list(v.shape), "dtype": "F32"} for k, v in model.state_dict().items()}
     return {"class_name": class_name, "config": config, "tensors": dict(sorted(tensors.items()))}
@@ -195,6 +216,7 @@ if __name__ == "__main__":
     models = tiny_models(tiny_root)
     golden(*models, OUT / "golden")
     manifests(OUT / "manifests")
+    tiny_with_a_surface(tiny_root, OUT / "tiny-surface" / "TripoSG")
     (OUT / "VERSIONS.json").write_text(json.dumps({
         "torch": torch.__version__, "diffusers": diffusers.__version__,
         "transformers": transformers.__version__, "numpy": np.__version__,

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// Decoding, background removal and framing of the photo.
+    Prepare,
     /// DINOv2 condition tokens.
     Encode,
     /// The rectified-flow sampling loop.

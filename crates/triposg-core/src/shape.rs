@@ -49,6 +49,8 @@ pub enum JobError {
     #[error("invalid parameters: {0}")]
     InvalidParams(String),
     #[error(transparent)]
+    Image(#[from] triposg_image::ImageError),
+    #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
 

@@ -4,65 +4,16 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 use triposg_core::{generate_shape, Cancel, Event, JobError, Models, ShapeParams, Stage};
-use triposg_model::denoise::initial_noise;
 
 fn tiny() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny")
 }
 
-/// The tiny random VAE's SDF never changes sign, so it has no surface to find. Shifting its
-/// output bias by the median logit over the box makes the zero level cut through the volume,
-/// and scaling the output layer sharpens the field so that the octree's near-surface band
-/// (|logit| < 0.95) is a thin shell, as with a trained model, instead of the whole box. Every
-/// other weight stays as upstream made it.
-fn models_with_a_surface() -> (tempfile::TempDir, Models) {
-    let dir = tempfile::tempdir().unwrap();
-    let src = tiny().join("TripoSG");
-    let dst = dir.path().join("TripoSG");
-    for entry in walk(&src) {
-        let target = dst.join(entry.strip_prefix(&src).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, &target).unwrap();
-    }
-    let original = Models::load(dir.path(), &Device::Cpu, DType::F32).unwrap();
-    let latents = initial_noise(7, (1, 16, 8), DType::F32, &Device::Cpu).unwrap();
-    let kv = original.vae.kv_tokens(&latents).unwrap();
-    let grid = Tensor::rand(-1f32, 1.0, (1, 4096, 3), &Device::Cpu).unwrap();
-    let mut logits = original
-        .vae
-        .query(&kv, &grid)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    logits.sort_by(f32::total_cmp);
-    let median = logits[logits.len() / 2];
-    let path = dst.join("vae/diffusion_pytorch_model.safetensors");
-    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
-    // logits = -(proj_out(x)): adding the median to the bias moves every logit down by it.
-    const SHARPEN: f64 = 20.0;
-    let bias = ((&tensors["decoder.proj_out.bias"] + median as f64).unwrap() * SHARPEN).unwrap();
-    let weight = (&tensors["decoder.proj_out.weight"] * SHARPEN).unwrap();
-    tensors.insert("decoder.proj_out.bias".into(), bias);
-    tensors.insert("decoder.proj_out.weight".into(), weight);
-    candle_core::safetensors::save(&tensors, &path).unwrap();
-    let models = Models::load(dir.path(), &Device::Cpu, DType::F32).unwrap();
-    (dir, models)
-}
-
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flat_map(|e| {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                walk(&path)
-            } else {
-                vec![path]
-            }
-        })
-        .collect()
+/// The tiny checkpoint with its VAE output layer shifted and sharpened so the SDF has a
+/// surface (see tools/golden/make_fixtures.py, `tiny_with_a_surface`).
+fn models_with_a_surface() -> Models {
+    let weights = tiny().join("../tiny-surface");
+    Models::load(&weights, &Device::Cpu, DType::F32).unwrap()
 }
 
 fn models() -> Models {
@@ -85,7 +36,7 @@ fn params(seed: u64) -> ShapeParams {
 
 #[test]
 fn a_job_runs_every_stage_in_order_is_reproducible_and_decimates() {
-    let ((_dir, models), pixels) = (models_with_a_surface(), pixels());
+    let (models, pixels) = (models_with_a_surface(), pixels());
     let mut events = Vec::new();
     let mesh = generate_shape(&models, &pixels, &params(7), &Cancel::new(), |e| {
         events.push(e)

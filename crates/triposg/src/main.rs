@@ -9,6 +9,7 @@ use triposg_model::checkpoint::{Checkpoint, Component};
 use triposg_model::device::{default_dtype, parse_dtype, select_device};
 
 mod bench;
+mod generate;
 
 #[derive(Parser)]
 #[command(version, about = "Turn a photo into a 3D-printable model")]
@@ -30,6 +31,17 @@ struct Cli {
 enum Command {
     /// Check the weights folder against what the models need, without loading it.
     CheckWeights,
+    /// Turn photos into mesh files.
+    Generate {
+        #[command(flatten)]
+        args: generate::GenerateArgs,
+        /// cpu, cuda, cuda:N or metal.
+        #[arg(long, env = "TRIPOSG_DEVICE", default_value = "cuda")]
+        device: String,
+        /// f32, f16 or bf16; default f16 on GPUs, f32 on CPU.
+        #[arg(long, env = "TRIPOSG_DTYPE")]
+        dtype: Option<String>,
+    },
     /// Time each model stage on given inputs and save its outputs (see tools/gpu/compare.py).
     Bench {
         /// Safetensors file of inputs written by tools/gpu/compare.py.
@@ -88,19 +100,33 @@ fn bench_command(
     device: &str,
     dtype: Option<&str>,
 ) -> anyhow::Result<bool> {
+    let (device, dtype) = device_and_dtype(device, dtype)?;
+    bench::run(weights, inputs, out, &device, dtype)?;
+    Ok(true)
+}
+
+fn device_and_dtype(
+    device: &str,
+    dtype: Option<&str>,
+) -> anyhow::Result<(candle_core::Device, candle_core::DType)> {
     let device = select_device(device)?;
     let dtype = match dtype {
         Some(name) => parse_dtype(name)?,
         None => default_dtype(&device),
     };
-    bench::run(weights, inputs, out, &device, dtype)?;
-    Ok(true)
+    Ok((device, dtype))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckWeights => check_weights(&cli.weights),
+        Command::Generate {
+            args,
+            device,
+            dtype,
+        } => device_and_dtype(&device, dtype.as_deref())
+            .and_then(|(device, dtype)| generate::run(&cli.weights, &device, dtype, &args)),
         Command::Bench {
             inputs,
             out,
