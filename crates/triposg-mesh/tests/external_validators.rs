@@ -1,5 +1,6 @@
 //! Exported files checked by independent tools: the Khronos glTF validator (npm
-//! `gltf-validator`, run through node) for GLB, and admesh (Debian) or trimesh (PyPI) for STL.
+//! `gltf-validator`, run through node) for GLB, admesh (Debian) or trimesh (PyPI) for STL, and
+//! lib3mf (PyPI) for 3MF.
 //!
 //! A missing tool skips its test with a message, so `cargo test` works on a bare machine;
 //! `.ci/run` installs the tools and sets `TRIPOSG_REQUIRE_VALIDATORS=1`, which turns a missing
@@ -160,4 +161,60 @@ fn check_with_trimesh(path: &Path) {
     }
     assert!(output.status.success(), "{stderr}");
     assert_eq!(text(&output.stdout).trim(), "True True True");
+}
+
+/// Reads a 3MF with lib3mf (the 3MF Consortium's reference library) in strict mode and prints
+/// what a slicer would see.
+const LIB3MF_PY: &str = r#"
+import json, sys
+try:
+    import lib3mf
+except ImportError as e:
+    print(e, file=sys.stderr); sys.exit(3)
+model = lib3mf.get_wrapper().CreateModel()
+reader = model.QueryReader("3mf")
+reader.SetStrictModeActive(True)
+reader.ReadFromFile(sys.argv[1])
+meshes, objects = [], model.GetMeshObjects()
+while objects.MoveNext():
+    o = objects.GetCurrentMeshObject()
+    meshes.append([o.GetVertexCount(), o.GetTriangleCount(), o.IsManifoldAndOriented()])
+print(json.dumps({"warnings": reader.GetWarningCount(), "unit": int(model.GetUnit()),
+                  "meshes": meshes, "build_items": model.GetBuildItems().Count()}))
+"#;
+
+#[test]
+fn threemf_opens_in_lib3mf_in_millimetres_as_one_closed_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sphere.3mf");
+    let mesh = sphere();
+    triposg_mesh::save(&mesh, &path).unwrap();
+    // Python with lib3mf: `TRIPOSG_LIB3MF_PYTHON`, else `python3`.
+    let python = std::env::var("TRIPOSG_LIB3MF_PYTHON").unwrap_or_else(|_| "python3".into());
+    let Some(output) = run_tool(
+        &python,
+        Command::new(&python).args(["-c", LIB3MF_PY]).arg(&path),
+    ) else {
+        return;
+    };
+    if output.status.code() == Some(3) {
+        return skip_or_fail(&format!(
+            "lib3mf is not installed for {python} ({})",
+            text(&output.stderr).trim()
+        ));
+    }
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    eprintln!("lib3mf: {report}");
+    assert_eq!(report["warnings"], 0, "{report}");
+    assert_eq!(
+        report["unit"], 1,
+        "lib3mf's ModelUnit 1 is millimetre: {report}"
+    );
+    assert_eq!(report["build_items"], 1, "{report}");
+    assert_eq!(
+        report["meshes"],
+        serde_json::json!([[mesh.vertices.len(), mesh.faces.len(), true]]),
+        "one manifold, consistently oriented object with all our vertices and triangles"
+    );
 }
