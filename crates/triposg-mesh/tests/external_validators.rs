@@ -49,6 +49,23 @@ fn skip_or_fail(reason: &str) {
     eprintln!("SKIPPED: {reason}; .ci/run installs it");
 }
 
+/// Runs a script-driven validator that prints one JSON report and exits 3 when its library is
+/// missing; `None` when the tool or library is absent (and CI does not require it).
+fn json_report(what: &str, command: &mut Command) -> Option<serde_json::Value> {
+    let output = run_tool(what, command)?;
+    if output.status.code() == Some(3) {
+        skip_or_fail(&format!(
+            "{what} lacks its validator library ({})",
+            text(&output.stderr).trim()
+        ));
+        return None;
+    }
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = serde_json::from_slice(&output.stdout).unwrap();
+    eprintln!("{what}: {report}");
+    Some(report)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -68,23 +85,14 @@ fn glb_passes_the_khronos_gltf_validator() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sphere.glb");
     triposg_mesh::save(&sphere(), &path).unwrap();
-    let Some(output) = run_tool(
-        "node",
+    let Some(report) = json_report(
+        "node with gltf-validator on NODE_PATH",
         Command::new("node")
             .args(["-e", GLTF_VALIDATOR_JS])
             .arg(&path),
     ) else {
         return;
     };
-    if output.status.code() == Some(3) {
-        return skip_or_fail(&format!(
-            "npm package gltf-validator is not on NODE_PATH ({})",
-            text(&output.stderr).trim()
-        ));
-    }
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    eprintln!("gltf-validator: {report}");
     assert_eq!(report["numErrors"], 0, "{report:#}");
     assert_eq!(report["numWarnings"], 0, "{report:#}");
 }
@@ -191,21 +199,12 @@ fn threemf_opens_in_lib3mf_in_millimetres_as_one_closed_object() {
     triposg_mesh::save(&mesh, &path).unwrap();
     // Python with lib3mf: `TRIPOSG_LIB3MF_PYTHON`, else `python3`.
     let python = std::env::var("TRIPOSG_LIB3MF_PYTHON").unwrap_or_else(|_| "python3".into());
-    let Some(output) = run_tool(
-        &python,
+    let Some(report) = json_report(
+        &format!("{python} with lib3mf"),
         Command::new(&python).args(["-c", LIB3MF_PY]).arg(&path),
     ) else {
         return;
     };
-    if output.status.code() == Some(3) {
-        return skip_or_fail(&format!(
-            "lib3mf is not installed for {python} ({})",
-            text(&output.stderr).trim()
-        ));
-    }
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    eprintln!("lib3mf: {report}");
     assert_eq!(report["warnings"], 0, "{report}");
     assert_eq!(
         report["unit"], 1,
