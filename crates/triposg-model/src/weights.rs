@@ -27,8 +27,9 @@ impl CheckedSafetensors {
                 path: path.to_path_buf(),
             });
         }
-        // SAFETY: the file is only read; a concurrent writer would be a user error that the
-        // header and size checks of `safetensors` turn into an error rather than UB for reads.
+        // SAFETY: the mapping is only read. The file must not be truncated or rewritten while
+        // the model is loaded (a downloader replaces files by rename, which leaves this mapping
+        // intact); safetensors checks the header against the file size before any access.
         let inner =
             unsafe { MmapedSafetensors::new(path) }.map_err(|e| ModelError::UnreadableFile {
                 path: path.to_path_buf(),
