@@ -123,43 +123,14 @@ fn to_upstream_pixels(image: &DynamicImage) -> (Planar<u8>, Option<Planar<u8>>) 
     let channels = if has_alpha { 4 } else { 3 };
     let (width, height) = (image.width() as usize, image.height() as usize);
     let deep = image.color().bytes_per_pixel() / image.color().channel_count() > 1;
-    let (samples, max): (Vec<f32>, f32) = match (deep, has_alpha) {
-        (false, false) => (
-            image
-                .to_rgb8()
-                .into_raw()
-                .into_iter()
-                .map(f32::from)
-                .collect(),
-            255.0,
-        ),
-        (false, true) => (
-            image
-                .to_rgba8()
-                .into_raw()
-                .into_iter()
-                .map(f32::from)
-                .collect(),
-            255.0,
-        ),
-        (true, false) => (
-            image
-                .to_rgb16()
-                .into_raw()
-                .into_iter()
-                .map(f32::from)
-                .collect(),
-            65535.0,
-        ),
-        (true, true) => (
-            image
-                .to_rgba16()
-                .into_raw()
-                .into_iter()
-                .map(f32::from)
-                .collect(),
-            65535.0,
-        ),
+    fn floats<T: Into<f32>>(raw: Vec<T>) -> Vec<f32> {
+        raw.into_iter().map(Into::into).collect()
+    }
+    let (samples, max) = match (deep, has_alpha) {
+        (false, false) => (floats(image.to_rgb8().into_raw()), 255.0),
+        (false, true) => (floats(image.to_rgba8().into_raw()), 255.0),
+        (true, false) => (floats(image.to_rgb16().into_raw()), 65535.0),
+        (true, true) => (floats(image.to_rgba16().into_raw()), 65535.0),
     };
     let mut planar = Planar {
         channels,
