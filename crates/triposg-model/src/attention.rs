@@ -24,18 +24,39 @@ pub struct AttentionConfig {
     pub qkv_bias: bool,
 }
 
+/// The q/k/v projections of one attention layer, fused into as few GEMMs as the inputs allow:
+/// one `[q | k | v]` projection for self-attention, `q` plus one `[k | v]` for cross-attention.
+/// The concatenated output is exactly the layout upstream's head-first split reads.
+#[derive(Debug, Clone)]
+enum Projections {
+    SelfAttention { qkv: Linear },
+    CrossAttention { q: Linear, kv: Linear },
+}
+
+/// `Linear` whose weight (and bias) are the row-wise concatenation of several checkpoint
+/// linears, so one GEMM computes all of them.
+fn fused_linear(in_dim: usize, out_dim: usize, bias: bool, vbs: &[VarBuilder]) -> Result<Linear> {
+    let parts = vbs
+        .iter()
+        .map(|vb| linear(in_dim, out_dim, bias, vb.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    let weights: Vec<&Tensor> = parts.iter().map(|l| l.weight()).collect();
+    let biases: Option<Vec<&Tensor>> = parts.iter().map(|l| l.bias()).collect();
+    Ok(Linear::new(
+        Tensor::cat(&weights, 0)?,
+        biases.map(|b| Tensor::cat(&b, 0)).transpose()?,
+    ))
+}
+
 #[derive(Debug, Clone)]
 pub struct Attention {
-    to_q: Linear,
-    to_k: Linear,
-    to_v: Linear,
+    projections: Projections,
     to_out: Linear,
     norm_q: Option<RmsNorm>,
     norm_k: Option<RmsNorm>,
     norm_cross: Option<Fp32LayerNorm>,
     heads: usize,
     head_dim: usize,
-    is_cross: bool,
 }
 
 impl Attention {
@@ -47,10 +68,23 @@ impl Attention {
                 .then(|| RmsNorm::new(cfg.head_dim, 1e-6, vb.pp(name)))
                 .transpose()
         };
+        let projections = if cfg.cross_attention_dim.is_some() {
+            Projections::CrossAttention {
+                q: linear(cfg.query_dim, inner, cfg.qkv_bias, vb.pp("to_q"))?,
+                kv: fused_linear(kv_dim, inner, cfg.qkv_bias, &[vb.pp("to_k"), vb.pp("to_v")])?,
+            }
+        } else {
+            Projections::SelfAttention {
+                qkv: fused_linear(
+                    kv_dim,
+                    inner,
+                    cfg.qkv_bias,
+                    &[vb.pp("to_q"), vb.pp("to_k"), vb.pp("to_v")],
+                )?,
+            }
+        };
         Ok(Self {
-            to_q: linear(cfg.query_dim, inner, cfg.qkv_bias, vb.pp("to_q"))?,
-            to_k: linear(kv_dim, inner, cfg.qkv_bias, vb.pp("to_k"))?,
-            to_v: linear(kv_dim, inner, cfg.qkv_bias, vb.pp("to_v"))?,
+            projections,
             to_out: linear(inner, cfg.query_dim, true, vb.pp("to_out.0"))?,
             norm_q: qk_norm("norm_q")?,
             norm_k: qk_norm("norm_k")?,
@@ -60,43 +94,47 @@ impl Attention {
                 .transpose()?,
             heads: cfg.heads,
             head_dim: cfg.head_dim,
-            is_cross: cfg.cross_attention_dim.is_some(),
         })
+    }
+
+    /// `[batch, tokens, heads * parts * head_dim]` (head-first packing) ->
+    /// `parts` contiguous `[batch, heads, tokens, head_dim]` tensors, with one copy.
+    fn split_heads(&self, packed: &Tensor, parts: usize) -> Result<Vec<Tensor>> {
+        let (b, n, _) = packed.dims3()?;
+        let (h, d) = (self.heads, self.head_dim);
+        let split = packed
+            .reshape((b, n, h, parts, d))?
+            .permute((3, 0, 2, 1, 4))?
+            .contiguous()?;
+        (0..parts).map(|i| split.get(i)).collect()
     }
 
     /// Self-attention when `context` is `None`, else cross-attention over `context`.
     pub fn forward(&self, xs: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
         let (b, n, _) = xs.dims3()?;
-        let context = match (context, &self.norm_cross) {
-            (Some(c), Some(norm)) => norm.forward(c)?,
-            (Some(c), None) => c.clone(),
-            (None, _) => xs.clone(),
+        let (mut q, mut k, v) = match (&self.projections, context) {
+            (Projections::SelfAttention { qkv }, None) => {
+                let mut qkv = self.split_heads(&qkv.forward(xs)?, 3)?.into_iter();
+                let mut next = || qkv.next().expect("three parts");
+                (next(), next(), next())
+            }
+            (Projections::CrossAttention { q, kv }, Some(context)) => {
+                let context = match &self.norm_cross {
+                    Some(norm) => norm.forward(context)?,
+                    None => context.clone(),
+                };
+                let q = self.split_heads(&q.forward(xs)?, 1)?.remove(0);
+                let mut kv = self.split_heads(&kv.forward(&context)?, 2)?.into_iter();
+                let mut next = || kv.next().expect("two parts");
+                (q, next(), next())
+            }
+            (Projections::SelfAttention { .. }, Some(_)) => {
+                candle_core::bail!("self-attention layer was given a context")
+            }
+            (Projections::CrossAttention { .. }, None) => {
+                candle_core::bail!("cross-attention layer needs a context")
+            }
         };
-        let m = context.dim(1)?;
-        let (h, d) = (self.heads, self.head_dim);
-        let q = self.to_q.forward(xs)?;
-        let k = self.to_k.forward(&context)?;
-        let v = self.to_v.forward(&context)?;
-        let (q, k, v) = if self.is_cross {
-            let kv = Tensor::cat(&[k, v], 2)?.reshape((b, m, h, 2, d))?;
-            (
-                q.reshape((b, n, h, d))?,
-                kv.narrow(3, 0, 1)?,
-                kv.narrow(3, 1, 1)?,
-            )
-        } else {
-            let qkv = Tensor::cat(&[q, k, v], 2)?.reshape((b, n, h, 3, d))?;
-            (
-                qkv.narrow(3, 0, 1)?,
-                qkv.narrow(3, 1, 1)?,
-                qkv.narrow(3, 2, 1)?,
-            )
-        };
-        // -> [batch, heads, tokens, head_dim]
-        let heads_first = |t: Tensor, len: usize| t.reshape((b, len, h, d))?.transpose(1, 2);
-        let mut q = heads_first(q, n)?;
-        let mut k = heads_first(k, m)?;
-        let v = heads_first(v, m)?;
         if let Some(norm) = &self.norm_q {
             q = norm.forward(&q)?;
         }
@@ -105,7 +143,7 @@ impl Attention {
         }
         let out = scaled_dot_product_attention(&q, &k, &v)?
             .transpose(1, 2)?
-            .reshape((b, n, h * d))?;
+            .reshape((b, n, self.heads * self.head_dim))?;
         self.to_out.forward(&out)
     }
 }

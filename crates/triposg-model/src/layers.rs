@@ -1,7 +1,7 @@
 //! Building blocks shared by the ported models, named after the diffusers / transformers
 //! modules they mirror so that `VarBuilder` paths match checkpoint keys.
 
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Linear, VarBuilder};
 
 pub fn linear(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
@@ -12,9 +12,11 @@ pub fn linear(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Resu
     }
 }
 
-/// `nn.LayerNorm` computed in f32 whatever the model dtype, as diffusers' `FP32LayerNorm`.
-/// Upstream's plain `LayerNorm`s run in the model dtype with f32 accumulation on CUDA; using
-/// f32 for them too only removes rounding, so one type serves both.
+/// `nn.LayerNorm` as diffusers' `FP32LayerNorm`: statistics and the affine step in f32
+/// whatever the model dtype. candle's layer-norm kernels read f16/bf16 inputs and accumulate and
+/// apply the affine in f32 themselves, rounding once on output as upstream's cast back does, so
+/// no f32 copy of the activations is made. Upstream's plain `LayerNorm`s differ only in rounding
+/// the weights, which are stored in the model dtype anyway, so one type serves both.
 #[derive(Debug, Clone)]
 pub struct Fp32LayerNorm {
     weight: Tensor,
@@ -25,8 +27,8 @@ pub struct Fp32LayerNorm {
 impl Fp32LayerNorm {
     pub fn new(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            weight: vb.get(dim, "weight")?.to_dtype(DType::F32)?,
-            bias: vb.get(dim, "bias")?.to_dtype(DType::F32)?,
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
             eps,
         })
     }
@@ -34,13 +36,12 @@ impl Fp32LayerNorm {
 
 impl Module for Fp32LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let dtype = xs.dtype();
-        let xs = xs.to_dtype(DType::F32)?;
-        candle_nn::ops::layer_norm(&xs, &self.weight, &self.bias, self.eps as f32)?.to_dtype(dtype)
+        candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps as f32)
     }
 }
 
-/// diffusers' `RMSNorm` with an affine weight: statistics in f32, result in the model dtype.
+/// diffusers' `RMSNorm` with an affine weight: statistics in f32 (inside candle's kernel),
+/// result in the model dtype.
 #[derive(Debug, Clone)]
 pub struct RmsNorm {
     weight: Tensor,
@@ -50,7 +51,7 @@ pub struct RmsNorm {
 impl RmsNorm {
     pub fn new(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            weight: vb.get(dim, "weight")?.to_dtype(DType::F32)?,
+            weight: vb.get(dim, "weight")?,
             eps,
         })
     }
@@ -58,9 +59,7 @@ impl RmsNorm {
 
 impl Module for RmsNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let dtype = xs.dtype();
-        let xs = xs.to_dtype(DType::F32)?;
-        candle_nn::ops::rms_norm(&xs.contiguous()?, &self.weight, self.eps as f32)?.to_dtype(dtype)
+        candle_nn::ops::rms_norm(&xs.contiguous()?, &self.weight, self.eps as f32)
     }
 }
 
@@ -86,12 +85,10 @@ impl Module for FeedForward {
     }
 }
 
-/// Scaled dot-product attention over `[batch, heads, tokens, head_dim]` tensors, softmax in f32
-/// as the fused PyTorch kernels accumulate.
+/// Scaled dot-product attention over `[batch, heads, tokens, head_dim]` tensors. The scale is
+/// applied to `q` (tokens x head_dim) rather than to the much larger score matrix.
 pub fn scaled_dot_product_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-    let dtype = q.dtype();
     let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
-    let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
-    let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
-    probs.matmul(&v.contiguous()?)
+    let scores = (q * scale)?.matmul(&k.t()?.contiguous()?)?;
+    candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v.contiguous()?)
 }

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use triposg_model::checkpoint::Checkpoint;
 use triposg_model::denoise::denoise;
+use triposg_model::vae::TripoSGVae;
 
 fn median_ms(device: &Device, reps: usize, mut f: impl FnMut() -> Result<Tensor>) -> Result<f64> {
     f()?;
@@ -28,7 +29,26 @@ fn median_ms(device: &Device, reps: usize, mut f: impl FnMut() -> Result<Tensor>
     Ok(times[reps / 2])
 }
 
-pub fn run(weights: &Path, inputs: &Path, out: &Path, device: &Device, dtype: DType) -> Result<()> {
+/// Stages `triposg bench` can run; a subset keeps a profiler's trace to the part of interest.
+pub const STAGES: [&str; 4] = ["dino", "dit", "denoise", "vae"];
+
+type Timings = Vec<(&'static str, f64)>;
+
+pub fn run(
+    weights: &Path,
+    inputs: &Path,
+    out: &Path,
+    device: &Device,
+    dtype: DType,
+    stages: &[String],
+) -> Result<()> {
+    if let Some(bad) = stages.iter().find(|s| !STAGES.contains(&s.as_str())) {
+        anyhow::bail!(
+            "unknown bench stage `{bad}`: choose from {}",
+            STAGES.join(", ")
+        );
+    }
+    let wanted = |stage: &str| stages.iter().any(|s| s == stage);
     let ckpt = Checkpoint::new(weights.join("TripoSG"));
     let load_start = Instant::now();
     let dino = ckpt.load_dinov2(dtype, device)?;
@@ -44,54 +64,75 @@ pub fn run(weights: &Path, inputs: &Path, out: &Path, device: &Device, dtype: DT
             .with_context(|| format!("bench input `{k}` missing"))?
             .to_dtype(dtype)?)
     };
-    let steps = 50;
-    let guidance = 7.0;
-    let schedule = ckpt
-        .scheduler_config()?
-        .schedule(steps)
-        .map_err(anyhow::Error::msg)?;
 
     let mut outputs: HashMap<String, Tensor> = HashMap::new();
-    let mut timings: Vec<(&str, f64)> = vec![("load_ms", load_ms)];
+    let mut timings: Timings = vec![("load_ms", load_ms)];
 
     let pixels = get("pixels")?;
     let cond = dino.forward(&pixels)?;
-    timings.push((
-        "dino_ms",
-        median_ms(device, 5, || Ok(dino.forward(&pixels)?))?,
-    ));
-    outputs.insert("dino".into(), cond.clone());
+    if wanted("dino") {
+        timings.push((
+            "dino_ms",
+            median_ms(device, 5, || Ok(dino.forward(&pixels)?))?,
+        ));
+        outputs.insert("dino".into(), cond.clone());
+    }
+    if wanted("dit") {
+        let (lat2, cond2) = (get("latents2")?, get("cond2")?);
+        let t2: Vec<f32> = io["timesteps2"].to_vec1()?;
+        let step = || Ok(dit.forward(&lat2, &t2, &cond2)?);
+        outputs.insert("dit_step".into(), step()?);
+        timings.push(("dit_step_ms_b2", median_ms(device, 5, step)?));
+    }
+    if wanted("denoise") {
+        let schedule = ckpt
+            .scheduler_config()?
+            .schedule(50)
+            .map_err(anyhow::Error::msg)?;
+        let noise = get("noise")?;
+        let loop_once = || -> Result<Tensor> {
+            Ok(denoise(
+                &dit,
+                &schedule,
+                &cond,
+                noise.clone(),
+                7.0,
+                |_, _| ControlFlow::Continue(()),
+            )?)
+        };
+        outputs.insert("denoise50".into(), loop_once()?);
+        timings.push(("denoise50_ms", median_ms(device, 3, loop_once)?));
+    }
+    if wanted("vae") {
+        let kv = vae_stage(&vae, &io, &get("vae_latents")?, device, &mut timings)?;
+        outputs.extend(kv);
+    }
 
-    let (lat2, cond2) = (get("latents2")?, get("cond2")?);
-    let t2: Vec<f32> = io["timesteps2"].to_vec1()?;
-    let step = || Ok(dit.forward(&lat2, &t2, &cond2)?);
-    outputs.insert("dit_step".into(), step()?);
-    timings.push(("dit_step_ms_b2", median_ms(device, 5, step)?));
+    let outputs: HashMap<String, Tensor> = outputs
+        .into_iter()
+        .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?.to_device(&Device::Cpu)?)))
+        .collect::<Result<_>>()?;
+    candle_core::safetensors::save(&outputs, out)?;
+    let json: Vec<String> = timings
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v:.3}"))
+        .collect();
+    println!("{{{}}}", json.join(", "));
+    Ok(())
+}
 
-    let noise = get("noise")?;
-    let loop_once = || -> Result<Tensor> {
-        Ok(denoise(
-            &dit,
-            &schedule,
-            &cond,
-            noise.clone(),
-            guidance,
-            |_, _| ControlFlow::Continue(()),
-        )?)
-    };
-    let latents = loop_once()?;
-    timings.push(("denoise50_ms", median_ms(device, 3, loop_once)?));
-    outputs.insert("denoise50".into(), latents.clone());
-
-    let z = get("vae_latents")?;
-    let kv = vae.kv_tokens(&z)?;
-    timings.push((
-        "vae_kv_ms",
-        median_ms(device, 5, || Ok(vae.kv_tokens(&z)?))?,
-    ));
-    outputs.insert("vae_kv".into(), kv.clone());
+/// Key/values once, then SDF queries at the input points: 10k in one call, 200k in 50k chunks.
+fn vae_stage(
+    vae: &TripoSGVae,
+    io: &HashMap<String, Tensor>,
+    z: &Tensor,
+    device: &Device,
+    timings: &mut Timings,
+) -> Result<HashMap<String, Tensor>> {
+    let kv = vae.kv_tokens(z)?;
+    timings.push(("vae_kv_ms", median_ms(device, 5, || Ok(vae.kv_tokens(z)?))?));
     let q10k = io["queries10k"].to_device(device)?;
-    outputs.insert("sdf10k".into(), vae.query(&kv, &q10k)?);
+    let sdf10k = vae.query(&kv, &q10k)?;
     timings.push((
         "vae_query_only_10k_ms",
         median_ms(device, 5, || Ok(vae.query(&kv, &q10k)?))?,
@@ -107,16 +148,8 @@ pub fn run(weights: &Path, inputs: &Path, out: &Path, device: &Device, dtype: DT
         "vae_query_only_200k_ms_chunk50k",
         median_ms(device, 3, chunked)?,
     ));
-
-    let outputs: HashMap<String, Tensor> = outputs
-        .into_iter()
-        .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?.to_device(&Device::Cpu)?)))
-        .collect::<Result<_>>()?;
-    candle_core::safetensors::save(&outputs, out)?;
-    let json: Vec<String> = timings
-        .iter()
-        .map(|(k, v)| format!("\"{k}\": {v:.3}"))
-        .collect();
-    println!("{{{}}}", json.join(", "));
-    Ok(())
+    Ok(HashMap::from([
+        ("vae_kv".to_string(), kv),
+        ("sdf10k".to_string(), sdf10k),
+    ]))
 }

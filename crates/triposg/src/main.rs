@@ -50,6 +50,9 @@ enum Command {
         /// Where to write the stage outputs (safetensors, f32).
         #[arg(long)]
         out: PathBuf,
+        /// Stages to run (dino, dit, denoise, vae); a subset keeps a profile focused.
+        #[arg(long, value_delimiter = ',', default_value = "dino,dit,denoise,vae")]
+        stages: Vec<String>,
         /// cpu, cuda, cuda:N or metal.
         #[arg(long, env = "TRIPOSG_DEVICE", default_value = "cuda")]
         device: String,
@@ -99,9 +102,10 @@ fn bench_command(
     out: &std::path::Path,
     device: &str,
     dtype: Option<&str>,
+    stages: &[String],
 ) -> anyhow::Result<bool> {
     let (device, dtype) = device_and_dtype(device, dtype)?;
-    bench::run(weights, inputs, out, &device, dtype)?;
+    bench::run(weights, inputs, out, &device, dtype, stages)?;
     Ok(true)
 }
 
@@ -130,9 +134,17 @@ fn main() -> ExitCode {
         Command::Bench {
             inputs,
             out,
+            stages,
             device,
             dtype,
-        } => bench_command(&cli.weights, &inputs, &out, &device, dtype.as_deref()),
+        } => bench_command(
+            &cli.weights,
+            &inputs,
+            &out,
+            &device,
+            dtype.as_deref(),
+            &stages,
+        ),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
