@@ -24,7 +24,11 @@ fail() {
   echo "deploy/check.sh: $*" >&2
   exit 1
 }
-ok() { echo "ok      $*"; }
+passed=0
+ok() {
+  echo "ok      $*"
+  passed=$((passed + 1))
+}
 
 # Runs a validator on a deliberately broken file: it must fail, or it is not checking anything.
 must_reject() {
@@ -159,3 +163,5 @@ for var in $used; do
   grep -q "env: $var=" "$help" || fail "$var is set by the deploy files but no triposg subcommand reads it"
 done
 ok "triposg subcommands and environment variables used by deploy/: $(echo "$used" | wc -w) variables"
+
+echo "deploy: $passed passed, 0 failed"
