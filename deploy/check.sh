@@ -156,7 +156,7 @@ for cmd in serve download healthcheck check-weights; do
 done
 # Variables that only the compose file reads, not the server.
 compose_only='^(TRIPOSG_PUBLISH|TRIPOSG_GPU_COUNT)$'
-used=$(grep -ohE 'TRIPOSG_[A-Z_]+' deploy/*.sh deploy/Dockerfile deploy/docker-compose.yml \
+used=$(grep -ohE 'TRIPOSG_[A-Z_]+' deploy/ensure-weights.sh deploy/docker-entrypoint.sh deploy/Dockerfile deploy/docker-compose.yml \
   deploy/.env.example deploy/kubernetes/*.yaml deploy/systemd/triposg.service | sort -u)
 for var in $used; do
   [[ $var =~ $compose_only ]] && continue
