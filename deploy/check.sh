@@ -160,7 +160,7 @@ used=$(grep -ohE 'TRIPOSG_[A-Z_]+' deploy/ensure-weights.sh deploy/docker-entryp
   deploy/.env.example deploy/kubernetes/*.yaml deploy/systemd/triposg.service | sort -u)
 for var in $used; do
   [[ $var =~ $compose_only ]] && continue
-  grep -q "env: $var=" "$help" || fail "$var is set by the deploy files but no triposg subcommand reads it"
+  grep -qE "env: ${var}[]=]" "$help" || fail "$var is set by the deploy files but no triposg subcommand reads it"
 done
 ok "triposg subcommands and environment variables used by deploy/: $(echo "$used" | wc -w) variables"
 
