@@ -15,18 +15,47 @@ use triposg_model::checkpoint::Checkpoint;
 use triposg_model::denoise::denoise;
 use triposg_model::vae::TripoSGVae;
 
-fn median_ms(device: &Device, reps: usize, mut f: impl FnMut() -> Result<Tensor>) -> Result<f64> {
+/// Times stages on one device. With `profile` on, each timed stage runs once more inside a CUDA
+/// profiler range, so `ncu --profile-from-start off` traces exactly one call of each stage.
+struct Timer<'a> {
+    device: &'a Device,
+    profile: bool,
+}
+
+impl Timer<'_> {
+    fn median_ms(&self, reps: usize, mut f: impl FnMut() -> Result<Tensor>) -> Result<f64> {
+        f()?;
+        self.device.synchronize()?;
+        let mut times = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let start = Instant::now();
+            f()?;
+            self.device.synchronize()?;
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        if self.profile {
+            profiler_range(self.device, f)?;
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[reps / 2])
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn profiler_range(device: &Device, mut f: impl FnMut() -> Result<Tensor>) -> Result<()> {
+    use candle_core::cuda_backend::cudarc::driver::sys;
+    device.synchronize()?;
+    // SAFETY: plain driver calls without arguments; the context is current (candle made it).
+    unsafe { sys::cuProfilerStart() }.result()?;
     f()?;
     device.synchronize()?;
-    let mut times = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let start = Instant::now();
-        f()?;
-        device.synchronize()?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times[reps / 2])
+    unsafe { sys::cuProfilerStop() }.result()?;
+    Ok(())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn profiler_range(_: &Device, _: impl FnMut() -> Result<Tensor>) -> Result<()> {
+    anyhow::bail!("--profile needs a CUDA build (cargo build --features cuda)")
 }
 
 /// Stages `triposg bench` can run; a subset keeps a profiler's trace to the part of interest.
@@ -41,7 +70,9 @@ pub fn run(
     device: &Device,
     dtype: DType,
     stages: &[String],
+    profile: bool,
 ) -> Result<()> {
+    let timer = Timer { device, profile };
     if let Some(bad) = stages.iter().find(|s| !STAGES.contains(&s.as_str())) {
         anyhow::bail!(
             "unknown bench stage `{bad}`: choose from {}",
@@ -73,7 +104,7 @@ pub fn run(
     if wanted("dino") {
         timings.push((
             "dino_ms",
-            median_ms(device, 5, || Ok(dino.forward(&pixels)?))?,
+            timer.median_ms(5, || Ok(dino.forward(&pixels)?))?,
         ));
         outputs.insert("dino".into(), cond.clone());
     }
@@ -82,7 +113,7 @@ pub fn run(
         let t2: Vec<f32> = io["timesteps2"].to_vec1()?;
         let step = || Ok(dit.forward(&lat2, &t2, &cond2)?);
         outputs.insert("dit_step".into(), step()?);
-        timings.push(("dit_step_ms_b2", median_ms(device, 5, step)?));
+        timings.push(("dit_step_ms_b2", timer.median_ms(5, step)?));
     }
     if wanted("denoise") {
         let schedule = ckpt
@@ -101,10 +132,10 @@ pub fn run(
             )?)
         };
         outputs.insert("denoise50".into(), loop_once()?);
-        timings.push(("denoise50_ms", median_ms(device, 3, loop_once)?));
+        timings.push(("denoise50_ms", timer.median_ms(3, loop_once)?));
     }
     if wanted("vae") {
-        let kv = vae_stage(&vae, &io, &get("vae_latents")?, device, &mut timings)?;
+        let kv = vae_stage(&vae, &io, &get("vae_latents")?, &timer, &mut timings)?;
         outputs.extend(kv);
     }
 
@@ -126,18 +157,18 @@ fn vae_stage(
     vae: &TripoSGVae,
     io: &HashMap<String, Tensor>,
     z: &Tensor,
-    device: &Device,
+    timer: &Timer,
     timings: &mut Timings,
 ) -> Result<HashMap<String, Tensor>> {
     let kv = vae.kv_tokens(z)?;
-    timings.push(("vae_kv_ms", median_ms(device, 5, || Ok(vae.kv_tokens(z)?))?));
-    let q10k = io["queries10k"].to_device(device)?;
+    timings.push(("vae_kv_ms", timer.median_ms(5, || Ok(vae.kv_tokens(z)?))?));
+    let q10k = io["queries10k"].to_device(timer.device)?;
     let sdf10k = vae.query(&kv, &q10k)?;
     timings.push((
         "vae_query_only_10k_ms",
-        median_ms(device, 5, || Ok(vae.query(&kv, &q10k)?))?,
+        timer.median_ms(5, || Ok(vae.query(&kv, &q10k)?))?,
     ));
-    let q200k = io["queries200k"].to_device(device)?;
+    let q200k = io["queries200k"].to_device(timer.device)?;
     let chunked = || -> Result<Tensor> {
         let parts = (0..4)
             .map(|i| vae.query(&kv, &q200k.narrow(1, i * 50_000, 50_000)?))
@@ -146,7 +177,7 @@ fn vae_stage(
     };
     timings.push((
         "vae_query_only_200k_ms_chunk50k",
-        median_ms(device, 3, chunked)?,
+        timer.median_ms(3, chunked)?,
     ));
     Ok(HashMap::from([
         ("vae_kv".to_string(), kv),

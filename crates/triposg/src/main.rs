@@ -9,6 +9,7 @@ use triposg_model::checkpoint::{Checkpoint, Component};
 use triposg_model::device::{default_dtype, parse_dtype, select_device};
 
 mod bench;
+mod download;
 mod generate;
 
 #[derive(Parser)]
@@ -31,6 +32,18 @@ struct Cli {
 enum Command {
     /// Check the weights folder against what the models need, without loading it.
     CheckWeights,
+    /// Fetch VAST-AI/TripoSG and briaai/RMBG-1.4 from the Hugging Face hub into the weights
+    /// folder (resumable, sizes and sha256 checked, commit pinned in a lock file). Honours
+    /// HF_TOKEN, HF_ENDPOINT and HF_HUB_OFFLINE.
+    Download {
+        /// Resolve the newest commit instead of the one pinned by an earlier download.
+        #[arg(long)]
+        update: bool,
+        /// Skip BriaRMBG-1.4 (non-commercial licence; only photos without a transparent
+        /// background need it).
+        #[arg(long, env = "TRIPOSG_SKIP_RMBG")]
+        skip_rmbg: bool,
+    },
     /// Turn photos into mesh files.
     Generate {
         #[command(flatten)]
@@ -53,6 +66,9 @@ enum Command {
         /// Stages to run (dino, dit, denoise, vae); a subset keeps a profile focused.
         #[arg(long, value_delimiter = ',', default_value = "dino,dit,denoise,vae")]
         stages: Vec<String>,
+        /// Run each stage once more inside a CUDA profiler range (for `ncu --profile-from-start off`).
+        #[arg(long)]
+        profile: bool,
         /// cpu, cuda, cuda:N or metal.
         #[arg(long, env = "TRIPOSG_DEVICE", default_value = "cuda")]
         device: String,
@@ -103,9 +119,10 @@ fn bench_command(
     device: &str,
     dtype: Option<&str>,
     stages: &[String],
+    profile: bool,
 ) -> anyhow::Result<bool> {
     let (device, dtype) = device_and_dtype(device, dtype)?;
-    bench::run(weights, inputs, out, &device, dtype, stages)?;
+    bench::run(weights, inputs, out, &device, dtype, stages, profile)?;
     Ok(true)
 }
 
@@ -125,6 +142,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckWeights => check_weights(&cli.weights),
+        Command::Download { update, skip_rmbg } => download::run(
+            &cli.weights,
+            &download::Options { update, skip_rmbg },
+        )
+        .map(|()| true),
         Command::Generate {
             args,
             device,
@@ -135,6 +157,7 @@ fn main() -> ExitCode {
             inputs,
             out,
             stages,
+            profile,
             device,
             dtype,
         } => bench_command(
@@ -144,6 +167,7 @@ fn main() -> ExitCode {
             &device,
             dtype.as_deref(),
             &stages,
+            profile,
         ),
     };
     match result {
