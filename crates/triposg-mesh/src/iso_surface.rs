@@ -173,6 +173,82 @@ pub fn extract_sparse(grid: &SparseGrid, geometry: &GridGeometry) -> Mesh {
     extract(grid, geometry, cells)
 }
 
+/// [`extract_dense`] with everything beyond the grid counted as outside, so a solid cut by the
+/// grid's bounds comes out capped (flat, half a sample spacing outside the bounds) and closed.
+pub fn extract_dense_closed(grid: &DenseGrid) -> Mesh {
+    assert_eq!(
+        grid.values.len() as u64,
+        grid.geometry.len(),
+        "values do not match dims"
+    );
+    let closed = Closed::new(grid, grid.geometry);
+    let g = closed.padded;
+    let cells = (0..g.dims[0] - 1).flat_map(move |i| {
+        (0..g.dims[1] - 1).flat_map(move |j| (0..g.dims[2] - 1).map(move |k| [i, j, k]))
+    });
+    extract(&closed, &g, cells)
+}
+
+/// [`extract_sparse`] with everything beyond the grid counted as outside (see
+/// [`extract_dense_closed`]). Inside samples on the grid's faces must be stored, as the octree
+/// driver does with [`crate::OctreeOptions::close_at_bounds`].
+pub fn extract_sparse_closed(grid: &SparseGrid, geometry: &GridGeometry) -> Mesh {
+    let closed = Closed::new(grid, *geometry);
+    let padded = closed.padded;
+    // A stored sample is the lower corner of its cell in the padded grid; on a lower face it
+    // is also the upper corner of a frame cell, reached by stepping back on that axis.
+    let cells = grid.indices.iter().flat_map(move |&i| {
+        let p = geometry.point(i).map(|x| x + 1);
+        (0..8usize).filter_map(move |back| {
+            let mut cell = p;
+            for (a, c) in cell.iter_mut().enumerate() {
+                if back >> a & 1 == 1 {
+                    if *c != 1 {
+                        return None;
+                    }
+                    *c = 0;
+                }
+            }
+            (0..3).all(|a| cell[a] + 1 < padded.dims[a]).then_some(cell)
+        })
+    });
+    extract(&closed, &padded, cells)
+}
+
+/// A grid seen through a one-sample frame: a frame sample takes minus the magnitude of the
+/// grid sample next to it, which is outside and puts any crossing at the midpoint, so caps
+/// are flat.
+struct Closed<'a, S> {
+    inner: &'a S,
+    real: GridGeometry,
+    padded: GridGeometry,
+}
+
+impl<'a, S: Samples> Closed<'a, S> {
+    fn new(inner: &'a S, real: GridGeometry) -> Self {
+        let padded = GridGeometry {
+            dims: real.dims.map(|d| d + 2),
+            origin: [0, 1, 2].map(|a| real.origin[a] - real.spacing[a]),
+            spacing: real.spacing,
+        };
+        Self {
+            inner,
+            real,
+            padded,
+        }
+    }
+}
+
+impl<S: Samples> Samples for Closed<'_, S> {
+    fn value(&self, index: u64) -> Option<f32> {
+        let p = self.padded.point(index);
+        let q = [0, 1, 2].map(|a| p[a].clamp(1, self.real.dims[a]) - 1);
+        let v = self.inner.value(self.real.index(q))?;
+        let in_grid = (0..3).all(|a| p[a] == q[a] + 1);
+        Some(if in_grid { v } else { -v.abs() })
+    }
+}
+
 fn extract(
     samples: &impl Samples,
     g: &GridGeometry,
@@ -358,6 +434,54 @@ pub(crate) mod tests {
         );
         assert!(band.len() < dense.values.len() / 4);
         assert_eq!(extract_sparse(&band, &g), extract_dense(&dense));
+    }
+
+    #[test]
+    fn closed_extraction_caps_solids_cut_by_the_bounds() {
+        // A slab through the whole grid and a sphere poking out of one corner.
+        let slab = |p: [f32; 3]| 0.3 - p[2].abs();
+        let corner = sphere_at([1.0, 1.0, -1.0], 0.8);
+        for field in [&slab as &dyn Fn([f32; 3]) -> f32, &corner] {
+            let dense = dense_from(17, field);
+            let mesh = extract_dense_closed(&dense);
+            let t = mesh.topology();
+            assert!(t.is_closed_manifold(), "{t:?}");
+            assert!(mesh.volume() > 0.0);
+            let band = SparseGrid::from_samples(
+                dense
+                    .values
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, v)| {
+                        let p = dense.geometry.point(i as u64);
+                        v.abs() < 0.3 || (*v > 0.0 && p.iter().any(|&x| x == 0 || x == 16))
+                    })
+                    .map(|(i, &v)| (i as u64, v))
+                    .collect(),
+            );
+            assert!(band.len() < dense.values.len());
+            let sparse = extract_sparse_closed(&band, &dense.geometry);
+            assert_eq!(sparse.faces.len(), mesh.faces.len());
+            assert!((sparse.volume() - mesh.volume()).abs() < 1e-9);
+        }
+        // The slab's caps sit half a spacing outside x, y = +-1 (chamfered where they meet its
+        // faces), so its volume lies between that of the grid's box and that of the caps' box.
+        let volume = extract_dense_closed(&dense_from(17, slab)).volume();
+        let side = 2.0 + 2.0 / 16.0;
+        assert!(
+            (2.0 * 2.0 * 0.6 + 0.2..side * side * 0.6).contains(&volume),
+            "{volume}"
+        );
+        // Nothing touching the bounds: the same mesh as the open extraction.
+        let inner = dense_from(12, sphere(0.5));
+        assert_eq!(
+            extract_dense_closed(&inner).faces.len(),
+            extract_dense(&inner).faces.len()
+        );
+    }
+
+    fn sphere_at(c: [f32; 3], r: f32) -> impl Fn([f32; 3]) -> f32 {
+        move |p| r - ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)).sqrt()
     }
 
     #[test]

@@ -11,12 +11,16 @@ pub mod iso_surface;
 mod marching_cubes;
 pub mod mesh;
 pub mod octree;
+pub mod print;
 pub mod simplify;
 pub mod topology;
 
 pub use cleanup::{CleanupReport, DEFAULT_MIN_COMPONENT_FRACTION};
 pub use io::{load, save, Format, MeshIoError};
-pub use iso_surface::{extract_dense, extract_sparse, DenseGrid, GridGeometry, SparseGrid};
+pub use iso_surface::{
+    extract_dense, extract_dense_closed, extract_sparse, extract_sparse_closed, DenseGrid,
+    GridGeometry, SparseGrid,
+};
 pub use mesh::{Aabb, Mesh};
 pub use octree::{extract_geometry, refine, OctreeError, OctreeOptions, Refinement, VertexFrame};
 pub use simplify::SimplifyReport;

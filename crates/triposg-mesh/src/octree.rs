@@ -11,7 +11,7 @@
 //!
 //! Values follow upstream's logits convention: POSITIVE INSIDE, negative outside.
 
-use crate::iso_surface::{extract_sparse, GridGeometry, SparseGrid};
+use crate::iso_surface::{extract_sparse, extract_sparse_closed, GridGeometry, SparseGrid};
 use crate::mesh::Mesh;
 
 /// Upstream's `min_resolution` and `mini_grid_num`, which fix the coarse grid at 63 cells.
@@ -34,6 +34,9 @@ pub struct OctreeOptions {
     pub batch_size: usize,
     /// Where vertices are placed. See [`VertexFrame`].
     pub frame: VertexFrame,
+    /// Count everything beyond the box as outside, so a solid that reaches the box is capped
+    /// there and the mesh stays closed (upstream leaves such surfaces open).
+    pub close_at_bounds: bool,
 }
 
 impl Default for OctreeOptions {
@@ -44,6 +47,7 @@ impl Default for OctreeOptions {
             depth: 9,
             batch_size: 65_536,
             frame: VertexFrame::Upstream,
+            close_at_bounds: true,
         }
     }
 }
@@ -191,7 +195,7 @@ pub fn refine<E>(
     }];
     for (i, &resolution) in resolutions.iter().enumerate().skip(1) {
         let last = i + 1 == resolutions.len();
-        let marked = near_surface(&samples, &level.geometry());
+        let marked = near_surface(&samples, &level.geometry(), options.close_at_bounds);
         let fine = options.level(resolution, false);
         // Intermediate levels: 2 coarse dilations then 1 fine one, which is a box of radius
         // 2 * 2 + 1 around each doubled sample; the last level: 2 fine dilations.
@@ -233,7 +237,11 @@ pub fn surface(options: &OctreeOptions, refinement: &Refinement) -> Mesh {
         geometry.spacing =
             [0, 1, 2].map(|a| ((options.bbox_max[a] - options.bbox_min[a]) / cells) as f32);
     }
-    extract_sparse(&refinement.samples, &geometry)
+    if options.close_at_bounds {
+        extract_sparse_closed(&refinement.samples, &geometry)
+    } else {
+        extract_sparse(&refinement.samples, &geometry)
+    }
 }
 
 fn evaluate<E>(
@@ -272,8 +280,9 @@ fn sign(v: f32) -> i8 {
 
 /// Upstream's `extract_near_surface_volume_fn(grid, 0) + (|grid| < 0.95)`: valid samples
 /// whose sign differs from a valid face neighbour (missing or out-of-grid neighbours count as
-/// the sample itself), or whose magnitude is below the band. Returns sorted indices.
-fn near_surface(samples: &SparseGrid, geometry: &GridGeometry) -> Vec<u64> {
+/// the sample itself, or outside when `closed`), or whose magnitude is below the band.
+/// Returns sorted indices.
+fn near_surface(samples: &SparseGrid, geometry: &GridGeometry, closed: bool) -> Vec<u64> {
     samples
         .iter()
         .filter(|&(index, v)| {
@@ -290,7 +299,7 @@ fn near_surface(samples: &SparseGrid, geometry: &GridGeometry) -> Vec<u64> {
                 [-1i64, 1].into_iter().any(|step| {
                     let q = p[axis] as i64 + step;
                     if q < 0 || q >= geometry.dims[axis] as i64 {
-                        return false;
+                        return closed && v > 0.0;
                     }
                     let mut n = p;
                     n[axis] = q as usize;

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::io::{Cursor, Read, Write};
 
+use quick_xml::escape::escape;
 use quick_xml::events::Event;
 use zip::write::SimpleFileOptions;
 
@@ -23,14 +24,51 @@ fn zip_error(e: zip::result::ZipError) -> MeshIoError {
     malformed(FORMAT, format!("zip container: {e}"))
 }
 
+/// Namespace of our own metadata names (`triposg:seed`, ...), as the core specification asks
+/// of names it does not define.
+pub const METADATA_NAMESPACE: &str = "urn:triposg:metadata:1";
+
+/// Model-level metadata and the object's name. Names without a prefix must be ones the 3MF
+/// core specification defines (Title, Designer, Description, Application, ...); others take
+/// the `triposg:` prefix.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metadata {
+    pub object_name: Option<String>,
+    pub entries: Vec<(String, String)>,
+}
+
 pub fn to_bytes(mesh: &Mesh) -> Result<Vec<u8>> {
+    to_bytes_with(mesh, &Metadata::default())
+}
+
+pub fn to_bytes_with(mesh: &Mesh, metadata: &Metadata) -> Result<Vec<u8>> {
     check_indices(mesh, FORMAT)?;
     let mut model = String::with_capacity(mesh.vertices.len() * 60 + mesh.faces.len() * 50);
-    model.push_str(
+    write!(
+        model,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<model unit=\"millimeter\" xml:lang=\"en-US\" \
-         xmlns=\"http://schemas.microsoft.com/3dmanufacturing/core/2015/02\">\
-         <resources><object id=\"1\" type=\"model\"><mesh><vertices>",
-    );
+         xmlns=\"http://schemas.microsoft.com/3dmanufacturing/core/2015/02\" xmlns:triposg=\"{METADATA_NAMESPACE}\">"
+    )
+    .expect("String writes cannot fail");
+    for (name, value) in &metadata.entries {
+        write!(
+            model,
+            "<metadata name=\"{}\">{}</metadata>",
+            escape(name),
+            escape(value)
+        )
+        .expect("String writes cannot fail");
+    }
+    let name = metadata
+        .object_name
+        .as_deref()
+        .map(|n| format!(" name=\"{}\"", escape(n)))
+        .unwrap_or_default();
+    write!(
+        model,
+        "<resources><object id=\"1\" type=\"model\"{name}><mesh><vertices>"
+    )
+    .expect("String writes cannot fail");
     for v in &mesh.vertices {
         write!(
             model,

@@ -238,9 +238,12 @@ fn band_marks_sign_changes_and_small_values_only() {
     };
     // Missing sample 3; sample 0 is far positive next to far negative; the rest far.
     let grid = SparseGrid::from_samples(vec![(0, 5.0), (1, -5.0), (2, -0.5)]);
-    assert_eq!(near_surface(&grid, &geometry), [0, 1, 2]);
+    assert_eq!(near_surface(&grid, &geometry, false), [0, 1, 2]);
     let grid = SparseGrid::from_samples(vec![(0, 5.0), (1, 5.0), (2, -10000.0), (3, -5.0)]);
-    assert_eq!(near_surface(&grid, &geometry), Vec::<u64>::new());
+    assert_eq!(near_surface(&grid, &geometry, false), Vec::<u64>::new());
+    // Closed bounds: inside samples on the grid's faces border the outside; in a 4x1x1 grid
+    // every sample is on the y and z faces.
+    assert_eq!(near_surface(&grid, &geometry, true), [0, 1]);
     let dilated = dilate(
         vec![0],
         &GridGeometry {
@@ -250,4 +253,33 @@ fn band_marks_sign_changes_and_small_values_only() {
         2,
     );
     assert_eq!(dilated.len(), 27);
+}
+
+#[test]
+fn solids_cut_by_the_box_are_capped_when_closing_at_bounds() {
+    // A cylinder along z, longer than the box, plus a sphere sticking out of the +x face.
+    let sdf = |p: [f32; 3]| {
+        let cylinder = length([p[0], p[1], 0.0]) - 0.5;
+        let sphere = length([p[0] - 0.8, p[1], p[2]]) - 0.35;
+        cylinder.min(sphere)
+    };
+    let open = OctreeOptions {
+        close_at_bounds: false,
+        ..options(7)
+    };
+    let open_mesh = extract_geometry(&open, logits(&sdf)).unwrap();
+    assert!(open_mesh.topology().boundary_edges > 0);
+    let closed_mesh = extract_geometry(&options(7), logits(&sdf)).unwrap();
+    let t = closed_mesh.topology();
+    assert!(t.is_closed_manifold(), "{t:?}");
+    assert_eq!(t.euler_characteristic, 2);
+    // The cylinder is capped half a fine voxel beyond the box; the sphere's cap adds a little.
+    let h = 2.01 / 128.0;
+    let cylinder = PI * 0.5f64.powi(2) * (2.01 + h);
+    let volume = closed_mesh.volume();
+    assert!(volume > cylinder * 0.99, "{volume} vs {cylinder}");
+    assert!(
+        volume < cylinder + 4.0 / 3.0 * PI * 0.35f64.powi(3),
+        "{volume}"
+    );
 }

@@ -1,0 +1,151 @@
+//! Print preparation: any mesh in, a closed solid in millimetres out, Z up, resting on the
+//! bed, with a printability report. One entry point, [`prepare_for_print`]; [`export`] writes
+//! the result as STL, 3MF and GLB.
+//!
+//! Order of the steps, and why: repair first (it changes what the size is measured on), then
+//! orientation (which axis is "height" depends on it), then scale, then an optional voxel
+//! remesh in millimetres, then cut, base and hollowing (all specified in millimetres of the
+//! final model), then placement on the bed and the printer fit, then the report.
+
+mod base;
+mod cut;
+pub mod export;
+mod hollow;
+mod measure;
+mod options;
+mod orient;
+mod placement;
+pub mod printers;
+mod raycast;
+mod repair;
+mod report;
+mod sdf;
+mod solidify;
+
+pub use export::{write_outputs, OutputFiles, PrintMetadata};
+pub use options::{
+    BaseShape, BaseSpec, DrainHoles, HollowSpec, Orientation, PrintOptions, SizeSpec, SolidMode,
+    Technology, UpAxis,
+};
+pub use printers::{Printer, PRINTERS};
+pub use report::{
+    HollowReport, MaterialEstimate, OrientationReport, PrintReport, PrinterFit, RepairReport,
+    Stability,
+};
+
+use crate::mesh::Mesh;
+
+/// The prepared solid and what was done to it.
+#[derive(Debug, Clone)]
+pub struct PrintResult {
+    /// Millimetres, Z up, centred on X/Y, lowest point at Z = 0, outward-facing closed solid.
+    pub mesh: Mesh,
+    pub report: PrintReport,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrintError {
+    #[error("the mesh has no triangles: nothing to print")]
+    Empty,
+    #[error("the mesh has non-finite vertex coordinates (NaN or infinity): re-export it from the modelling tool")]
+    NonFinite,
+    #[error("invalid print option: {0}")]
+    InvalidOption(String),
+    #[error("could not make a closed solid: {0}")]
+    NotSolid(String),
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// Turns `mesh` into a printable solid as `opts` asks.
+pub fn prepare_for_print(mesh: &Mesh, opts: &PrintOptions) -> Result<PrintResult, PrintError> {
+    opts.validate()?;
+    check_input(mesh)?;
+    let mut warnings = Vec::new();
+    let mut work = placement::to_z_up(mesh, opts.input_up);
+    let mut repairs = repair::repair(&mut work);
+    let orientation = orient::orient(&mut work, opts.orientation);
+    let mut scale = placement::scale_to(&mut work, opts.size)?;
+    let remesh_reason = match opts.solid {
+        SolidMode::Solidify { .. } => Some("solidify was requested".to_string()),
+        SolidMode::Repair => repairs.remaining_problem.clone(),
+    };
+    if let Some(reason) = remesh_reason {
+        let (pitch, smoothing) = opts.solid.remesh_parameters(&work);
+        let remeshed = solidify::solidify(&work, pitch, smoothing)?;
+        work = remeshed.mesh;
+        repairs.remeshed = Some(format!(
+            "voxel remesh at {:.3} mm pitch, {smoothing} smoothing passes ({reason})",
+            remeshed.pitch
+        ));
+        // The remesh moves the surface by a fraction of a voxel: size again.
+        scale *= placement::scale_to(&mut work, opts.size)?;
+    }
+    let cut_height = opts.effective_cut(&work);
+    if let Some(height) = cut_height {
+        let bottom = work.bbox().expect("non-empty").min[2] as f64;
+        let section = cut::cut_open(&mut work, bottom + height)?;
+        match &opts.base {
+            Some(spec) => base::add_base(&mut work, &section, spec)?,
+            None => cut::cap(&mut work, &section)?,
+        }
+    }
+    let hollow = match &opts.hollow {
+        Some(spec) => Some(hollow::hollow(&mut work, spec, &mut warnings)?),
+        None => None,
+    };
+    let t = work.topology();
+    if !t.is_closed_manifold() || work.volume() <= 0.0 {
+        return Err(PrintError::NotSolid(format!(
+            "the result is not a closed outward solid ({t:?}): try --solidify"
+        )));
+    }
+    placement::place_on_bed(&mut work);
+    let printer_fit = opts
+        .printer
+        .map(|printer| placement::fit_printer(&mut work, printer, opts.fit_to_printer));
+    if let Some(fit) = &printer_fit {
+        if let Some(factor) = fit.auto_scale {
+            scale *= factor;
+        }
+    }
+    let report = report::build(
+        &work,
+        report::Context {
+            opts,
+            input_faces: mesh.faces.len(),
+            repairs,
+            orientation,
+            scale,
+            cut_height,
+            hollow,
+            printer_fit,
+            warnings,
+        },
+    );
+    Ok(PrintResult { mesh: work, report })
+}
+
+fn check_input(mesh: &Mesh) -> Result<(), PrintError> {
+    if mesh.faces.is_empty() {
+        return Err(PrintError::Empty);
+    }
+    if mesh.vertices.iter().flatten().any(|x| !x.is_finite()) {
+        return Err(PrintError::NonFinite);
+    }
+    if let Some(&v) = mesh
+        .faces
+        .iter()
+        .flatten()
+        .find(|&&v| v as usize >= mesh.vertices.len())
+    {
+        return Err(PrintError::InvalidOption(format!(
+            "face index {v} but the mesh has {} vertices",
+            mesh.vertices.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
