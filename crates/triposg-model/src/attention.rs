@@ -6,9 +6,9 @@
 //! runs without error and silently gives wrong results, so this mirrors the upstream view.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
-use crate::layers::{linear, scaled_dot_product_attention, Fp32LayerNorm, RmsNorm};
+use crate::layers::{linear, scaled_dot_product_attention, Fp32LayerNorm, Linear, RmsNorm};
 
 #[derive(Debug, Clone)]
 pub struct AttentionConfig {
@@ -111,6 +111,14 @@ impl Attention {
 
     /// Self-attention when `context` is `None`, else cross-attention over `context`.
     pub fn forward(&self, xs: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if crate::fused::applies(xs)
+            && self.head_dim.is_multiple_of(2)
+            && context.map_or(xs.dim(1)?, |c| c.dim(1).unwrap_or(usize::MAX))
+                <= crate::fused::MAX_KEYS
+        {
+            return self.forward_fused(xs, context);
+        }
         let (b, n, _) = xs.dims3()?;
         let (mut q, mut k, v) = match (&self.projections, context) {
             (Projections::SelfAttention { qkv }, None) => {
@@ -145,5 +153,54 @@ impl Attention {
             .transpose(1, 2)?
             .reshape((b, n, self.heads * self.head_dim))?;
         self.to_out.forward(&out)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Attention {
+    /// The same computation on the CUDA f16 path: q/k norms in place on the projection outputs
+    /// and attention addressed inside them by strides (see `fused::attention`).
+    fn forward_fused(&self, xs: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
+        use crate::fused::{packed_attention, rms_norm_part_inplace, PackedLayout};
+        let (heads, head_dim) = (self.heads, self.head_dim);
+        let packed = |q_parts, kv_parts, k_part, v_part| PackedLayout {
+            heads,
+            head_dim,
+            q_parts,
+            q_part: 0,
+            kv_parts,
+            k_part,
+            v_part,
+        };
+        let (q, kv, layout) = match (&self.projections, context) {
+            (Projections::SelfAttention { qkv }, None) => {
+                let qkv = qkv.forward(xs)?;
+                (qkv.clone(), qkv, packed(3, 3, 1, 2))
+            }
+            (Projections::CrossAttention { q, kv }, Some(context)) => {
+                let context = match &self.norm_cross {
+                    Some(norm) => norm.forward(context)?,
+                    None => context.clone(),
+                };
+                (q.forward(xs)?, kv.forward(&context)?, packed(1, 2, 0, 1))
+            }
+            _ => candle_core::bail!("attention layer called with the wrong kind of context"),
+        };
+        if let Some(norm) = &self.norm_q {
+            rms_norm_part_inplace(&q, norm.weight(), head_dim, layout.q_parts, 0, norm.eps())?;
+        }
+        if let Some(norm) = &self.norm_k {
+            rms_norm_part_inplace(
+                &kv,
+                norm.weight(),
+                head_dim,
+                layout.kv_parts,
+                layout.k_part,
+                norm.eps(),
+            )?;
+        }
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        self.to_out
+            .forward(&packed_attention(&q, &kv, layout, scale)?)
     }
 }

@@ -4,7 +4,9 @@
 use std::sync::Mutex;
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv2d, Conv2dConfig, LayerNorm, VarBuilder};
+
+use crate::layers::Linear;
 use serde::Deserialize;
 
 use crate::layers::scaled_dot_product_attention;
@@ -132,11 +134,11 @@ impl Layer {
             query: lin(d, d, "attention.attention.query")?,
             key: lin(d, d, "attention.attention.key")?,
             value: lin(d, d, "attention.attention.value")?,
-            dense: candle_nn::linear(d, d, vb.pp("attention.output.dense"))?,
+            dense: crate::layers::linear(d, d, true, vb.pp("attention.output.dense"))?,
             layer_scale1: vb.get(d, "layer_scale1.lambda1")?,
             norm2: candle_nn::layer_norm(d, cfg.layer_norm_eps, vb.pp("norm2"))?,
-            fc1: candle_nn::linear(d, hidden, vb.pp("mlp.fc1"))?,
-            fc2: candle_nn::linear(hidden, d, vb.pp("mlp.fc2"))?,
+            fc1: crate::layers::linear(d, hidden, true, vb.pp("mlp.fc1"))?,
+            fc2: crate::layers::linear(hidden, d, true, vb.pp("mlp.fc2"))?,
             layer_scale2: vb.get(d, "layer_scale2.lambda1")?,
             heads: cfg.num_attention_heads,
         })

@@ -2,7 +2,9 @@
 //! conditioned on DINOv2 image tokens (`transformer/` in the checkpoint).
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::layers::Linear;
 use serde::Deserialize;
 
 use crate::dit_block::{DiTBlock, DiTBlockConfig};
@@ -84,12 +86,12 @@ impl TripoSGDiT {
             })
             .collect::<Result<_>>()?;
         Ok(Self {
-            time_linear_1: candle_nn::linear(w, 4 * w, vb.pp("time_proj.linear_1"))?,
-            time_linear_2: candle_nn::linear(4 * w, w, vb.pp("time_proj.linear_2"))?,
-            proj_in: candle_nn::linear(cfg.in_channels, w, vb.pp("proj_in"))?,
+            time_linear_1: crate::layers::linear(w, 4 * w, true, vb.pp("time_proj.linear_1"))?,
+            time_linear_2: crate::layers::linear(4 * w, w, true, vb.pp("time_proj.linear_2"))?,
+            proj_in: crate::layers::linear(cfg.in_channels, w, true, vb.pp("proj_in"))?,
             blocks,
             norm_out: Fp32LayerNorm::new(w, 1e-5, vb.pp("norm_out"))?,
-            proj_out: candle_nn::linear(w, cfg.in_channels, vb.pp("proj_out"))?,
+            proj_out: crate::layers::linear(w, cfg.in_channels, true, vb.pp("proj_out"))?,
             cfg: cfg.clone(),
         })
     }

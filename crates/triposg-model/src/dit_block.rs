@@ -3,7 +3,9 @@
 //! The same block builds the DiT and the VAE's transformer stacks.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::layers::Linear;
 
 use crate::attention::{Attention, AttentionConfig};
 use crate::layers::{FeedForward, Fp32LayerNorm};
@@ -67,7 +69,7 @@ impl DiTBlock {
             .skip
             .then(|| -> Result<_> {
                 Ok((
-                    candle_nn::linear(2 * cfg.dim, cfg.dim, vb.pp("skip_linear"))?,
+                    crate::layers::linear(2 * cfg.dim, cfg.dim, true, vb.pp("skip_linear"))?,
                     Fp32LayerNorm::new(cfg.dim, NORM_EPS, vb.pp("skip_norm"))?,
                 ))
             })

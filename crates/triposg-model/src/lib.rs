@@ -13,6 +13,8 @@ pub mod dinov2;
 pub mod dit;
 pub mod dit_block;
 pub mod error;
+#[cfg(feature = "cuda")]
+mod fused;
 pub mod layers;
 pub mod rmbg;
 pub mod scheduler;

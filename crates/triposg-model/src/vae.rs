@@ -3,7 +3,9 @@
 //! number of query points (one cross-attention block). The encoder is not needed to generate.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::layers::Linear;
 use serde::Deserialize;
 
 use crate::dit_block::{DiTBlock, DiTBlockConfig};
@@ -113,12 +115,12 @@ impl TripoSGVae {
             dec.pp(format!("blocks.{}", cfg.num_layers_decoder)),
         )?;
         Ok(Self {
-            post_quant: candle_nn::linear(cfg.latent_channels, w, vb.pp("post_quant"))?,
+            post_quant: crate::layers::linear(cfg.latent_channels, w, true, vb.pp("post_quant"))?,
             self_attn_blocks,
             cross_attn_block,
-            proj_query: candle_nn::linear(cfg.embed_dim(), w, dec.pp("proj_query"))?,
+            proj_query: crate::layers::linear(cfg.embed_dim(), w, true, dec.pp("proj_query"))?,
             norm_out: Fp32LayerNorm::new(w, 1e-5, dec.pp("norm_out"))?,
-            proj_out: candle_nn::linear(w, 1, dec.pp("proj_out"))?,
+            proj_out: crate::layers::linear(w, 1, true, dec.pp("proj_out"))?,
             cfg: cfg.clone(),
         })
     }

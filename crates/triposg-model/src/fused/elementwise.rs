@@ -1,0 +1,141 @@
+//! In-place f16 kernels applied to a fresh GEMM output: bias add, and RMS norm of the q or k
+//! heads inside a packed projection.
+
+use candle_core::backend::BackendStorage;
+use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::WrapErr;
+use candle_core::{bail, CpuStorage, CudaStorage, InplaceOp2, Layout, Result, Tensor};
+use half::f16;
+
+use super::kernel;
+
+struct BiasAdd;
+
+impl InplaceOp2 for BiasAdd {
+    fn name(&self) -> &'static str {
+        "fused-bias-add"
+    }
+
+    fn cpu_fwd(&self, _: &mut CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<()> {
+        bail!("{} runs on CUDA only", self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        dst: &mut CudaStorage,
+        dst_l: &Layout,
+        bias: &CudaStorage,
+        bias_l: &Layout,
+    ) -> Result<()> {
+        let cols = bias_l.shape().elem_count();
+        let n = dst_l.shape().elem_count();
+        if !dst_l.is_contiguous()
+            || !bias_l.is_contiguous()
+            || !cols.is_multiple_of(2)
+            || !n.is_multiple_of(cols)
+        {
+            bail!("fused bias add needs contiguous tensors with an even row length");
+        }
+        let dev = dst.device().clone();
+        let func = kernel(&dev, "bias_add_f16")?;
+        let bias = bias.as_cuda_slice::<f16>()?.slice(bias_l.start_offset()..);
+        let start = dst_l.start_offset();
+        let mut x = dst.as_cuda_slice_mut::<f16>()?.slice_mut(start..start + n);
+        let (rows, pairs) = ((n / cols) as u32, (cols / 2) as u32);
+        let cfg = LaunchConfig {
+            grid_dim: (pairs.div_ceil(256), rows.min(65_535), 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let stream = dev.cuda_stream();
+        let mut b = stream.launch_builder(&func);
+        b.arg(&mut x).arg(&bias).arg(&rows).arg(&pairs);
+        // SAFETY: x has rows * 2 * pairs elements and bias 2 * pairs, as the kernel reads.
+        unsafe { b.launch(cfg) }.w()?;
+        Ok(())
+    }
+}
+
+/// `xs[..., c] += bias[c]` in place; `xs` must be a fresh contiguous tensor nobody else holds.
+pub fn bias_add_inplace(xs: &Tensor, bias: &Tensor) -> Result<()> {
+    xs.inplace_op2(bias, &BiasAdd)
+}
+
+struct RmsNormPart {
+    head_dim: usize,
+    parts: usize,
+    part: usize,
+    eps: f32,
+}
+
+impl InplaceOp2 for RmsNormPart {
+    fn name(&self) -> &'static str {
+        "fused-rms-norm-part"
+    }
+
+    fn cpu_fwd(&self, _: &mut CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<()> {
+        bail!("{} runs on CUDA only", self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        dst: &mut CudaStorage,
+        dst_l: &Layout,
+        w: &CudaStorage,
+        w_l: &Layout,
+    ) -> Result<()> {
+        let n = dst_l.shape().elem_count();
+        let row = self.head_dim * self.parts;
+        if !dst_l.is_contiguous()
+            || !n.is_multiple_of(row)
+            || w_l.shape().elem_count() != self.head_dim
+        {
+            bail!("fused RMS norm: unexpected layout");
+        }
+        let dev = dst.device().clone();
+        let func = kernel(&dev, "rms_norm_part_f16")?;
+        let w = w.as_cuda_slice::<f16>()?.slice(w_l.start_offset()..);
+        let start = dst_l.start_offset();
+        let mut x = dst.as_cuda_slice_mut::<f16>()?.slice_mut(start..start + n);
+        let rows = (n / row) as u32;
+        let (d, parts, part) = (self.head_dim as u32, self.parts as u32, self.part as u32);
+        let cfg = LaunchConfig {
+            grid_dim: (rows.div_ceil(8), 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let stream = dev.cuda_stream();
+        let mut b = stream.launch_builder(&func);
+        b.arg(&mut x)
+            .arg(&w)
+            .arg(&rows)
+            .arg(&d)
+            .arg(&parts)
+            .arg(&part)
+            .arg(&self.eps);
+        // SAFETY: x holds rows * parts * d elements, w holds d.
+        unsafe { b.launch(cfg) }.w()?;
+        Ok(())
+    }
+}
+
+/// RMS-normalises, in place, the `part`-th of every `parts` consecutive `head_dim` chunks of
+/// `xs` (a fresh contiguous projection output), scaled by `weight`.
+pub fn rms_norm_part_inplace(
+    xs: &Tensor,
+    weight: &Tensor,
+    head_dim: usize,
+    parts: usize,
+    part: usize,
+    eps: f64,
+) -> Result<()> {
+    xs.inplace_op2(
+        weight,
+        &RmsNormPart {
+            head_dim,
+            parts,
+            part,
+            eps: eps as f32,
+        },
+    )
+}

@@ -1,0 +1,119 @@
+// Kernels for the CUDA fast path, compiled at run time by NVRTC for the GPU that is present, so
+// one binary serves sm_70 (Titan V) to sm_90 without per-architecture builds of these kernels.
+// f16 values are handled as raw 16-bit words with PTX conversions: NVRTC on a user's machine has
+// no CUDA toolkit headers (cuda_fp16.h) to include.
+
+typedef unsigned short half_t;
+#define NEG_INF __int_as_float(0xff800000)
+
+__device__ __forceinline__ float h2f(half_t h) {
+  float f;
+  asm("{ cvt.f32.f16 %0, %1; }" : "=f"(f) : "h"(h));
+  return f;
+}
+
+__device__ __forceinline__ half_t f2h(float f) {
+  half_t h;
+  asm("{ cvt.rn.f16.f32 %0, %1; }" : "=h"(h) : "f"(f));
+  return h;
+}
+
+// x[r, c] += bias[c] for a row-major [rows, 2 * pairs] f16 matrix, two values per thread.
+extern "C" __global__ void bias_add_f16(unsigned int *x, const unsigned int *bias,
+                                        unsigned int rows, unsigned int pairs) {
+  unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= pairs) return;
+  unsigned int b = bias[c];
+  float b0 = h2f((half_t)(b & 0xffff)), b1 = h2f((half_t)(b >> 16));
+  for (unsigned int r = blockIdx.y; r < rows; r += gridDim.y) {
+    unsigned long long i = (unsigned long long)r * pairs + c;
+    unsigned int v = x[i];
+    unsigned int lo = f2h(h2f((half_t)(v & 0xffff)) + b0);
+    unsigned int hi = f2h(h2f((half_t)(v >> 16)) + b1);
+    x[i] = lo | (hi << 16);
+  }
+}
+
+// Block-wide reduction (sum or max) of one float per thread; blockDim.x is a multiple of 32.
+template <bool MAX>
+__device__ __forceinline__ float block_reduce(float v, float *scratch) {
+  for (int off = 16; off > 0; off >>= 1) {
+    float o = __shfl_xor_sync(0xffffffff, v, off);
+    v = MAX ? fmaxf(v, o) : v + o;
+  }
+  unsigned int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  __syncthreads();  // scratch may still be read from the previous reduction
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : (MAX ? NEG_INF : 0.f);
+  for (int off = 16; off > 0; off >>= 1) {
+    float o = __shfl_xor_sync(0xffffffff, v, off);
+    v = MAX ? fmaxf(v, o) : v + o;
+  }
+  return v;
+}
+
+// In-place softmax of each row of `cols` f16 values (row stride `ld`), computed in f32 with the
+// row held in shared memory (cols * 4 bytes of dynamic shared memory): one read, one exp and one
+// write per value. One block per row.
+extern "C" __global__ void softmax_rows_f16(half_t *s, unsigned int cols, unsigned int ld) {
+  extern __shared__ float vals[];
+  __shared__ float scratch[32];
+  half_t *row = s + (unsigned long long)blockIdx.x * ld;
+  float m = NEG_INF;
+  for (unsigned int c = threadIdx.x; c < cols; c += blockDim.x) {
+    float v = h2f(row[c]);
+    vals[c] = v;
+    m = fmaxf(m, v);
+  }
+  m = block_reduce<true>(m, scratch);
+  float l = 0.f;
+  for (unsigned int c = threadIdx.x; c < cols; c += blockDim.x) {
+    float e = expf(vals[c] - m);
+    vals[c] = e;
+    l += e;
+  }
+  float inv = 1.f / block_reduce<false>(l, scratch);
+  for (unsigned int c = threadIdx.x; c < cols; c += blockDim.x) row[c] = f2h(vals[c] * inv);
+  // Padding columns meet zero rows of V: make them exact zeros, not stale scores.
+  for (unsigned int c = cols + threadIdx.x; c < ld; c += blockDim.x) row[c] = 0;
+}
+
+// Gathers one part (k or v) of every head out of a packed projection [batch, rows, row2 words]
+// into [batch, heads, rows_padded, d2 words] with zero rows after `rows`, so the attention GEMMs
+// see 16-byte aligned, multiple-of-8 key dimensions. Words are pairs of f16.
+extern "C" __global__ void gather_heads_f16(const unsigned int *src, unsigned int *dst,
+                                            unsigned int rows, unsigned int rows_padded,
+                                            unsigned int row2, unsigned int head2,
+                                            unsigned int offset2, unsigned int heads,
+                                            unsigned int d2, unsigned long long total) {
+  for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; i < total;
+       i += (unsigned long long)gridDim.x * blockDim.x) {
+    unsigned int c = i % d2;
+    unsigned long long t = i / d2;
+    unsigned int r = t % rows_padded;
+    unsigned long long bh = t / rows_padded;
+    unsigned int h = bh % heads;
+    unsigned long long b = bh / heads;
+    dst[i] = r < rows ? src[(b * rows + r) * row2 + h * head2 + offset2 + c] : 0u;
+  }
+}
+
+// In-place RMS norm (f32 statistics) of the rows `part`, `part + parts`, ... of a contiguous
+// [rows * parts, d] f16 matrix, with weight w[d]: q or k heads inside a packed q/k/v projection.
+// One warp per row.
+extern "C" __global__ void rms_norm_part_f16(half_t *x, const half_t *w, unsigned int rows,
+                                             unsigned int d, unsigned int parts,
+                                             unsigned int part, float eps) {
+  unsigned int r = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+  if (r >= rows) return;
+  half_t *row = x + ((unsigned long long)r * parts + part) * d;
+  float ss = 0.f;
+  for (unsigned int c = lane; c < d; c += 32) {
+    float v = h2f(row[c]);
+    ss += v * v;
+  }
+  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffff, ss, off);
+  float scale = rsqrtf(ss / d + eps);
+  for (unsigned int c = lane; c < d; c += 32) row[c] = f2h(h2f(row[c]) * scale * h2f(w[c]));
+}
