@@ -170,7 +170,10 @@ fn check_offline(source: &Source, dest: &Path, pinned: Option<&LockedRepo>) -> R
             ),
         }
     }
-    println!("offline: {} complete at commit {}", source.repo, pinned.commit);
+    println!(
+        "offline: {} complete at commit {}",
+        source.repo, pinned.commit
+    );
     Ok(())
 }
 
@@ -210,10 +213,13 @@ fn listing(repo: &ApiRepo, source: &Source, revision: &str) -> Result<Listing> {
             manual_command(source, Path::new(source.folder))
         ),
     })?;
-    response
-        .body_mut()
-        .read_json::<Listing>()
-        .with_context(|| format!("unexpected answer from {} listing {}", endpoint(), source.repo))
+    response.body_mut().read_json::<Listing>().with_context(|| {
+        format!(
+            "unexpected answer from {} listing {}",
+            endpoint(),
+            source.repo
+        )
+    })
 }
 
 fn fetch_repo(
@@ -295,7 +301,10 @@ fn fetch_file(
                 });
             }
         }
-        println!("  replacing   {} (differs from the hub's)", sibling.rfilename);
+        println!(
+            "  replacing   {} (differs from the hub's)",
+            sibling.rfilename
+        );
     }
     let start = Instant::now();
     println!(
