@@ -11,6 +11,7 @@ use triposg_model::device::{default_dtype, parse_dtype, select_device};
 mod bench;
 mod download;
 mod generate;
+mod prep;
 
 #[derive(Parser)]
 #[command(version, about = "Turn a photo into a 3D-printable model")]
@@ -55,6 +56,9 @@ enum Command {
         #[arg(long, env = "TRIPOSG_DTYPE")]
         dtype: Option<String>,
     },
+    /// Turn any mesh (STL, OBJ, GLB, PLY, 3MF) into print files: a closed solid in mm, Z up,
+    /// on the bed, as STL + 3MF + GLB, with a printability report.
+    Prep(prep::PrepArgs),
     /// Time each model stage on given inputs and save its outputs (see tools/gpu/compare.py).
     Bench {
         /// Safetensors file of inputs written by tools/gpu/compare.py.
@@ -142,17 +146,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckWeights => check_weights(&cli.weights),
-        Command::Download { update, skip_rmbg } => download::run(
-            &cli.weights,
-            &download::Options { update, skip_rmbg },
-        )
-        .map(|()| true),
+        Command::Download { update, skip_rmbg } => {
+            download::run(&cli.weights, &download::Options { update, skip_rmbg }).map(|()| true)
+        }
         Command::Generate {
             args,
             device,
             dtype,
         } => device_and_dtype(&device, dtype.as_deref())
             .and_then(|(device, dtype)| generate::run(&cli.weights, &device, dtype, &args)),
+        Command::Prep(args) => prep::run(&args),
         Command::Bench {
             inputs,
             out,

@@ -20,7 +20,11 @@ const MAX_NESTING_SHELLS: usize = 64;
 pub(crate) fn repair(mesh: &mut Mesh) -> RepairReport {
     let diagonal = diagonal(mesh);
     let before = mesh.vertices.len();
-    mesh.weld((diagonal * WELD_FRACTION) as f32);
+    // Welding a surface that is closed already (like every extracted one) can only merge
+    // distinct close vertices into non-manifold edges.
+    if !mesh.topology().is_watertight() {
+        mesh.weld((diagonal * WELD_FRACTION) as f32);
+    }
     let cleanup = mesh.cleanup(DEFAULT_MIN_COMPONENT_FRACTION);
     let mut report = RepairReport {
         welded_vertices: before - mesh.vertices.len() - cleanup.unreferenced_vertices,

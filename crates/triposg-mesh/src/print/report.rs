@@ -156,12 +156,12 @@ pub(crate) fn build(mesh: &Mesh, cx: Context) -> PrintReport {
     let overhang = super::orient::score(mesh, [0.0, 0.0, -1.0]).overhang;
     let thickness = measure::wall_thickness(mesh);
     let min_wall = cx.opts.min_wall();
-    let sampled: f64 = thickness.iter().map(|t| t.1).sum();
-    let thin: f64 = thickness
+    // Folds from +0.0: an empty f64 sum is -0.0, which prints as "-0.0%".
+    let sampled = thickness.iter().fold(0.0, |s, t| s + t.1);
+    let thin = thickness
         .iter()
         .filter(|t| t.0 < min_wall)
-        .map(|t| t.1)
-        .sum();
+        .fold(0.0, |s, t| s + t.1);
     let thinnest = thickness.iter().map(|t| t.0).reduce(f64::min);
     let stability = measure::stability(mesh);
     let mut warnings = cx.warnings;

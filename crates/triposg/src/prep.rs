@@ -1,0 +1,223 @@
+//! `triposg prep`: any mesh file to print files (STL, 3MF, GLB) and a printability report.
+//! [`PrintArgs`] is shared with `generate`, which prepares its meshes the same way.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use triposg_mesh::print::{
+    self, printers, BaseShape, BaseSpec, DrainHoles, HollowSpec, Orientation, PrintMetadata,
+    PrintOptions, SizeSpec, SolidMode, Technology, UpAxis,
+};
+
+/// Print preparation options (issue 5). Every flag is also a `TRIPOSG_PRINT_*` variable.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PrintArgs {
+    /// Target size in mm: `100` (longest side), `height:40`, `x:50`, `y:50`, `fit:XxYxZ`, or
+    /// `keep` (the input is in mm already).
+    #[arg(long, env = "TRIPOSG_PRINT_SIZE", default_value = "100")]
+    pub size: String,
+    /// `upright` (as photographed) or `lay-flat` (least overhang, most bed contact).
+    #[arg(long, env = "TRIPOSG_PRINT_ORIENT", default_value = "upright")]
+    pub orient: String,
+    /// Always rebuild the surface through voxels (the old app's solidify).
+    #[arg(long, env = "TRIPOSG_PRINT_SOLIDIFY")]
+    pub solidify: bool,
+    /// Voxel pitch of --solidify in mm (default: longest side / 200).
+    #[arg(long, env = "TRIPOSG_PRINT_SOLIDIFY_PITCH")]
+    pub solidify_pitch: Option<f64>,
+    /// Smoothing passes after --solidify.
+    #[arg(long, env = "TRIPOSG_PRINT_SMOOTH", default_value_t = 0)]
+    pub smooth: u32,
+    /// Cut a flat bottom this many mm above the lowest point.
+    #[arg(long, env = "TRIPOSG_PRINT_CUT")]
+    pub cut: Option<f64>,
+    /// Add a plinth: `round` or `rect`.
+    #[arg(long, env = "TRIPOSG_PRINT_BASE")]
+    pub base: Option<String>,
+    /// Plinth height in mm.
+    #[arg(long, env = "TRIPOSG_PRINT_BASE_HEIGHT", default_value_t = 3.0)]
+    pub base_height: f64,
+    /// Plinth size in mm: a diameter, or `XxY` for rect (default: footprint + 3 mm a side).
+    #[arg(long, env = "TRIPOSG_PRINT_BASE_SIZE")]
+    pub base_size: Option<String>,
+    /// Hollow the model with walls this thick (mm), for resin printers.
+    #[arg(long, env = "TRIPOSG_PRINT_HOLLOW")]
+    pub hollow: Option<f64>,
+    /// Drain holes in the bottom of a hollowed model.
+    #[arg(long, env = "TRIPOSG_PRINT_DRAIN_HOLES", default_value_t = 0)]
+    pub drain_holes: u32,
+    /// Drain hole diameter in mm.
+    #[arg(long, env = "TRIPOSG_PRINT_DRAIN_DIAMETER", default_value_t = 3.0)]
+    pub drain_diameter: f64,
+    /// `fdm` or `resin`: sets the default minimum wall (0.8 / 0.4 mm).
+    #[arg(long, env = "TRIPOSG_PRINT_TECHNOLOGY", default_value = "fdm")]
+    pub technology: String,
+    /// Thinnest acceptable wall in mm.
+    #[arg(long, env = "TRIPOSG_PRINT_MIN_WALL")]
+    pub min_wall: Option<f64>,
+    /// FDM infill in percent, for the material estimate.
+    #[arg(long, env = "TRIPOSG_PRINT_INFILL", default_value_t = 15.0)]
+    pub infill: f64,
+    /// Check the fit on this printer (see `triposg prep --help` for ids).
+    #[arg(long, env = "TRIPOSG_PRINT_PRINTER", long_help = printer_help())]
+    pub printer: Option<String>,
+    /// Scale down to fit --printer.
+    #[arg(long, env = "TRIPOSG_PRINT_FIT_PRINTER")]
+    pub fit_printer: bool,
+}
+
+fn printer_help() -> String {
+    format!("Check the fit on this printer: one of {}", printers::ids())
+}
+
+fn number(text: &str, what: &str) -> anyhow::Result<f64> {
+    text.trim()
+        .parse()
+        .with_context(|| format!("{what}: {text:?} is not a number of mm"))
+}
+
+fn pair(text: &str, what: &str) -> anyhow::Result<Vec<f64>> {
+    text.split(['x', 'X'])
+        .map(|part| number(part, what))
+        .collect()
+}
+
+impl PrintArgs {
+    /// The library's options for a mesh whose up axis is `up`.
+    pub fn options(&self, up: UpAxis) -> anyhow::Result<PrintOptions> {
+        let size = match self.size.split_once(':') {
+            None if self.size == "keep" => SizeSpec::Keep,
+            None => SizeSpec::LongestSide(number(&self.size, "--size")?),
+            Some(("height" | "h" | "z", v)) => SizeSpec::Height(number(v, "--size")?),
+            Some(("x", v)) => SizeSpec::X(number(v, "--size")?),
+            Some(("y", v)) => SizeSpec::Y(number(v, "--size")?),
+            Some(("fit", v)) => match pair(v, "--size fit")?[..] {
+                [x, y, z] => SizeSpec::Fit([x, y, z]),
+                _ => anyhow::bail!("--size fit:XxYxZ needs three sizes, got {v:?}"),
+            },
+            Some(_) => anyhow::bail!(
+                "--size {:?}: use a number, height:N, x:N, y:N, fit:XxYxZ or keep",
+                self.size
+            ),
+        };
+        let orientation = match self.orient.as_str() {
+            "upright" => Orientation::Upright,
+            "lay-flat" | "flat" => Orientation::LayFlat,
+            other => anyhow::bail!("--orient {other:?}: use upright or lay-flat"),
+        };
+        let solid = if self.solidify {
+            SolidMode::Solidify {
+                pitch_mm: self.solidify_pitch,
+                smoothing: self.smooth,
+            }
+        } else {
+            SolidMode::Repair
+        };
+        let base = match self.base.as_deref() {
+            None => None,
+            Some(shape) => {
+                let shape = match shape {
+                    "round" => BaseShape::Round,
+                    "rect" | "rectangle" => BaseShape::Rectangle,
+                    other => anyhow::bail!("--base {other:?}: use round or rect"),
+                };
+                let size_mm = match self.base_size.as_deref() {
+                    None => None,
+                    Some(text) => match pair(text, "--base-size")?[..] {
+                        [d] => Some([d, d]),
+                        [x, y] => Some([x, y]),
+                        _ => anyhow::bail!("--base-size: a diameter or XxY, got {text:?}"),
+                    },
+                };
+                Some(BaseSpec {
+                    shape,
+                    height_mm: self.base_height,
+                    size_mm,
+                })
+            }
+        };
+        let technology = match self.technology.as_str() {
+            "fdm" => Technology::Fdm,
+            "resin" | "sla" | "msla" => Technology::Resin,
+            other => anyhow::bail!("--technology {other:?}: use fdm or resin"),
+        };
+        let printer = match self.printer.as_deref() {
+            None => None,
+            Some(id) => Some(printers::find(id).with_context(|| {
+                format!("unknown --printer {id:?}: use one of {}", printers::ids())
+            })?),
+        };
+        Ok(PrintOptions {
+            input_up: up,
+            size,
+            orientation,
+            solid,
+            cut_height_mm: self.cut,
+            base,
+            hollow: self.hollow.map(|wall_mm| HollowSpec {
+                wall_mm,
+                drain_holes: (self.drain_holes > 0).then_some(DrainHoles {
+                    count: self.drain_holes,
+                    diameter_mm: self.drain_diameter,
+                }),
+            }),
+            technology,
+            min_wall_mm: self.min_wall,
+            infill: self.infill / 100.0,
+            printer,
+            fit_to_printer: self.fit_printer,
+        })
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PrepArgs {
+    /// Mesh file: .stl, .obj, .glb, .ply or .3mf.
+    pub mesh: PathBuf,
+    /// Folder for `<name>.stl`, `.3mf`, `.glb` and `.report.json`.
+    #[arg(short, long, env = "TRIPOSG_OUTPUTS", default_value = "outputs")]
+    pub out: PathBuf,
+    /// Which axis of the input points up: `auto` (Z for STL and 3MF, else Y), `y` or `z`.
+    #[arg(long, env = "TRIPOSG_PRINT_UP", default_value = "auto")]
+    pub up: String,
+    #[command(flatten)]
+    pub print: PrintArgs,
+}
+
+fn up_axis(choice: &str, mesh: &Path) -> anyhow::Result<UpAxis> {
+    Ok(match choice {
+        "y" => UpAxis::Y,
+        "z" => UpAxis::Z,
+        "auto" => match triposg_mesh::Format::from_path(mesh)? {
+            triposg_mesh::Format::Stl | triposg_mesh::Format::ThreeMf => UpAxis::Z,
+            _ => UpAxis::Y,
+        },
+        other => anyhow::bail!("--up {other:?}: use auto, y or z"),
+    })
+}
+
+pub fn run(args: &PrepArgs) -> anyhow::Result<bool> {
+    let opts = args.print.options(up_axis(&args.up, &args.mesh)?)?;
+    let mesh = triposg_mesh::load(&args.mesh)
+        .with_context(|| format!("reading {}", args.mesh.display()))?;
+    let result = print::prepare_for_print(&mesh, &opts)
+        .with_context(|| format!("preparing {} for printing", args.mesh.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let stem = args
+        .mesh
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+    let meta = PrintMetadata {
+        name: stem.clone(),
+        source_image: None,
+        seed: None,
+        generation: None,
+    };
+    let files = print::write_outputs(&result, &args.out, &format!("{stem}_print"), &meta)?;
+    print!("{}", result.report);
+    for path in [&files.stl, &files.three_mf, &files.glb, &files.report] {
+        println!("wrote {}", path.display());
+    }
+    Ok(true)
+}
