@@ -4,6 +4,7 @@
 pub mod events;
 pub mod job;
 pub mod models;
+pub mod residency;
 pub mod shape;
 
 pub use events::{Cancel, Event, Stage};

@@ -1,0 +1,107 @@
+//! What the server is told at start-up (the CLI fills it from flags and environment variables).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use triposg_core::residency::ResidencyPolicy;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    /// 0 picks a free port (tests); the bound address is logged and returned.
+    pub port: u16,
+    /// Folder holding `TripoSG/` and `RMBG-1.4/`.
+    pub weights: PathBuf,
+    /// Job files and, unless `database_url` says otherwise, the SQLite job store.
+    pub outputs: PathBuf,
+    /// `cpu`, `cuda:N`, `metal`: one worker each, all taking jobs from one queue.
+    pub devices: Vec<String>,
+    /// f32, f16 or bf16; `None` picks per device (f16 on GPUs, f32 on CPU).
+    pub dtype: Option<String>,
+    pub residency: ResidencyPolicy,
+    /// Jobs that may wait (not counting running ones) before submissions get 429.
+    pub queue_limit: usize,
+    /// When set, every request but the health checks must present it.
+    pub auth_token: Option<String>,
+    /// Every visitor sees every job (a private server); otherwise jobs belong to the browser
+    /// session that made them.
+    pub shared_history: bool,
+    pub max_upload_bytes: usize,
+    /// Largest image side accepted, in pixels.
+    pub max_image_side: u32,
+    pub retention: Retention,
+    /// `sqlite://...` or `postgres://...`; default: `triposg.db` in the outputs folder.
+    pub database_url: Option<String>,
+}
+
+/// Finished jobs are deleted, oldest first, once any limit is passed. `None` is no limit.
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    pub max_age: Option<Duration>,
+    pub max_jobs: Option<u64>,
+    pub max_bytes: Option<u64>,
+}
+
+impl Config {
+    /// Defaults of the flags, for the given weights and outputs folders.
+    pub fn new(weights: PathBuf, outputs: PathBuf) -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 5000,
+            weights,
+            outputs,
+            devices: vec!["cuda:0".into()],
+            dtype: None,
+            residency: ResidencyPolicy::default(),
+            queue_limit: 20,
+            auth_token: None,
+            shared_history: false,
+            max_upload_bytes: 20 << 20,
+            max_image_side: 16_384,
+            retention: Retention::default(),
+            database_url: None,
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.outputs.join("triposg.db").display()
+            )
+        })
+    }
+}
+
+/// `cuda:0,cuda:1`, `0,1` (meaning CUDA cards), `cpu` or `metal` -> candle device names.
+pub fn parse_devices(list: &str) -> Result<Vec<String>, String> {
+    let devices: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            if d.chars().all(|c| c.is_ascii_digit()) {
+                format!("cuda:{d}")
+            } else {
+                d.to_string()
+            }
+        })
+        .collect();
+    if devices.is_empty() {
+        return Err("no device given: use e.g. cuda:0,cuda:1, 0,1 or cpu".into());
+    }
+    Ok(devices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_lists_accept_bare_card_numbers() {
+        assert_eq!(parse_devices("0, 1").unwrap(), ["cuda:0", "cuda:1"]);
+        assert_eq!(parse_devices("cpu").unwrap(), ["cpu"]);
+        assert_eq!(parse_devices("cuda:1,metal").unwrap(), ["cuda:1", "metal"]);
+        assert!(parse_devices(" , ").is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! What the server reports about itself: health for orchestrators, metrics for Prometheus,
+//! and `/api/info` for the UI.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use triposg_model::checkpoint::{Checkpoint, Component};
+
+use crate::metrics::DeviceLabel;
+use crate::AppState;
+
+/// The process is alive and answering.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "ok")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Why the TripoSG weights cannot be used, if they cannot (names, shapes, dtypes; no loading).
+fn weight_problems(weights: &std::path::Path) -> Vec<String> {
+    let ckpt = Checkpoint::new(weights.join("TripoSG"));
+    let mut problems = Vec::new();
+    for c in Component::ALL {
+        match ckpt.verify(c) {
+            Ok(check) => problems.extend(
+                check
+                    .problems
+                    .iter()
+                    .take(3)
+                    .map(|p| format!("{}: {p}", c.folder())),
+            ),
+            Err(e) => problems.push(format!("{}: {e}", c.folder())),
+        }
+    }
+    problems
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    /// What stands in the way, with what to do.
+    pub problems: Vec<String>,
+}
+
+async fn readiness(state: &AppState) -> Readiness {
+    let weights = state.config.weights.clone();
+    let mut problems = tokio::task::spawn_blocking(move || weight_problems(&weights))
+        .await
+        .unwrap_or_else(|e| vec![e.to_string()]);
+    if !problems.is_empty() {
+        problems.push(format!(
+            "the weights in {} are missing or incomplete: run `triposg download` or `triposg check-weights`",
+            state.config.weights.display()
+        ));
+    }
+    let up = state.workers_up.load(Ordering::SeqCst);
+    if up < state.devices.len() {
+        problems.push(format!("{up} of {} workers running", state.devices.len()));
+    }
+    if *state.shutdown.borrow() {
+        problems.push("shutting down".into());
+    }
+    Readiness {
+        ready: problems.is_empty(),
+        problems,
+    }
+}
+
+/// Weights present and complete, and every worker running.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let r = readiness(&state).await;
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(r)).into_response()
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let m = &state.metrics;
+    m.queue_depth.set(state.hub.depth() as i64);
+    for slot in &state.devices {
+        m.models_loaded
+            .get_or_create(&DeviceLabel {
+                device: slot.name.clone(),
+            })
+            .set(slot.models.is_loaded() as i64);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+        .into_response()
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeviceInfo {
+    pub name: String,
+    pub dtype: String,
+    pub models_loaded: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Info {
+    pub version: String,
+    pub model: String,
+    pub weights: String,
+    pub ready: bool,
+    pub problems: Vec<String>,
+    pub devices: Vec<DeviceInfo>,
+    pub residency: String,
+    pub queue_depth: usize,
+    pub queue_limit: usize,
+    pub shared_history: bool,
+    pub max_upload_bytes: usize,
+    /// Whether print preparation (size in mm, orientation, base, hollowing) is available.
+    pub print_options: bool,
+}
+
+#[utoipa::path(get, path = "/api/info", tag = "operations", responses((status = 200, body = Info)))]
+pub async fn info(State(state): State<Arc<AppState>>) -> Json<Info> {
+    let r = readiness(&state).await;
+    Json(Info {
+        version: env!("CARGO_PKG_VERSION").into(),
+        model: "TripoSG (VAST-AI/TripoSG) with BriaRMBG-1.4 background removal".into(),
+        weights: state.config.weights.display().to_string(),
+        ready: r.ready,
+        problems: r.problems,
+        devices: state
+            .devices
+            .iter()
+            .map(|d| DeviceInfo {
+                name: d.name.clone(),
+                dtype: format!("{:?}", d.dtype).to_lowercase(),
+                models_loaded: d.models.is_loaded(),
+            })
+            .collect(),
+        residency: state.config.residency.to_string(),
+        queue_depth: state.hub.depth(),
+        queue_limit: state.hub.limit(),
+        shared_history: state.config.shared_history,
+        max_upload_bytes: state.config.max_upload_bytes,
+        print_options: false,
+    })
+}

@@ -1,0 +1,293 @@
+//! One worker per device: takes the next job from the shared queue, runs the model on a
+//! blocking thread (candle is synchronous), streams its progress and records the outcome.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use triposg_core::residency::Resident;
+use triposg_core::{
+    generate_shape, prepare_image, Cancel, Event, JobError, LazyRmbg, Models, Stage,
+};
+use triposg_image::PrepOptions;
+
+use crate::hub::{JobEvent, Live};
+use crate::params::mesh_file_name;
+use crate::store::{now_ms, Candidate, JobRecord, JobResult, Status};
+use crate::view::{JobView, PREPARED_FILE, REPORT_FILE, UPLOAD_FILE};
+use crate::AppState;
+
+/// A device and the models resident on it.
+pub struct DeviceSlot {
+    pub name: String,
+    pub device: Device,
+    pub dtype: DType,
+    pub models: Resident<Models>,
+    pub rmbg: Resident<LazyRmbg>,
+}
+
+impl DeviceSlot {
+    pub fn rmbg(&self, weights: &Path) -> triposg_core::residency::InUse<'_, LazyRmbg> {
+        let acquired: Result<_, std::convert::Infallible> = self
+            .rmbg
+            .acquire(|| Ok(LazyRmbg::new(weights.join("RMBG-1.4"), self.device.clone())));
+        match acquired {
+            Ok(rmbg) => rmbg,
+            Err(never) => match never {},
+        }
+    }
+}
+
+enum Failure {
+    Cancelled,
+    Failed(String),
+}
+
+impl From<JobError> for Failure {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::Cancelled => Self::Cancelled,
+            e => Self::Failed(e.to_string()),
+        }
+    }
+}
+
+fn stage_name(stage: Stage) -> String {
+    format!("{stage:?}").to_lowercase()
+}
+
+/// Runs the job on this thread: prepare the photo once, then one shape per seed, each saved in
+/// every asked-for format. Returns what came out.
+fn execute(
+    state: &AppState,
+    slot: &DeviceSlot,
+    job: &JobRecord,
+    dir: &Path,
+    live: &Live,
+) -> Result<JobResult, Failure> {
+    let params = &job.params;
+    let candidates = params.candidates;
+    let current = Cell::new(1);
+    let stage_seconds = RefCell::new(BTreeMap::<String, f64>::new());
+    let mut on_event = |e: Event| match e {
+        Event::StageStarted(s) => live.send(JobEvent::Stage {
+            stage: stage_name(s),
+            candidate: current.get(),
+            candidates,
+        }),
+        Event::Progress { stage, done, total } => live.send(JobEvent::Step {
+            stage: stage_name(stage),
+            done,
+            total,
+            candidate: current.get(),
+            candidates,
+        }),
+        Event::StageFinished { stage, elapsed } => {
+            let name = stage_name(stage);
+            state
+                .metrics
+                .stage_seconds
+                .get_or_create(&crate::metrics::StageLabel {
+                    stage: name.clone(),
+                })
+                .observe(elapsed.as_secs_f64());
+            *stage_seconds.borrow_mut().entry(name).or_default() += elapsed.as_secs_f64();
+        }
+    };
+    let io = |what: &str, e: &dyn std::fmt::Display| {
+        Failure::Failed(format!("the server could not {what}: {e}"))
+    };
+    let bytes = std::fs::read(dir.join(UPLOAD_FILE)).map_err(|e| io("read the upload", &e))?;
+    let prep = PrepOptions {
+        margin: params.margin,
+    };
+    let prepared = {
+        let rmbg = slot.rmbg(&state.config.weights);
+        prepare_image(&*rmbg, &bytes, &state.decode_limits(), &prep, &mut on_event)?
+    };
+    prepared
+        .image
+        .save(dir.join(PREPARED_FILE))
+        .map_err(|e| io("save the prepared image", &e))?;
+    check(&live.cancel)?;
+    let models = slot
+        .models
+        .acquire(|| Models::load(&state.config.weights, &slot.device, slot.dtype))
+        .map_err(|e| {
+            Failure::Failed(format!(
+                "the TripoSG weights could not be loaded ({e}); run `triposg check-weights` on the server to see what is wrong, or `triposg download`"
+            ))
+        })?;
+    let pixels = prepared
+        .pixel_tensor(&models.device)
+        .map_err(|e| Failure::Failed(e.to_string()))?;
+    let mut done = Vec::new();
+    for seed in params.seeds() {
+        let mesh = generate_shape(
+            &models,
+            &pixels,
+            &params.shape(seed),
+            &live.cancel,
+            &mut on_event,
+        )?;
+        let started = Instant::now();
+        let mut files = Vec::new();
+        for format in &params.formats {
+            let name = mesh_file_name(seed, format);
+            triposg_mesh::save(&mesh, &dir.join(&name))
+                .map_err(|e| io(&format!("write {name}"), &e))?;
+            files.push(name);
+        }
+        *stage_seconds.borrow_mut().entry("save".into()).or_default() +=
+            started.elapsed().as_secs_f64();
+        done.push(Candidate {
+            seed,
+            faces: mesh.faces.len(),
+            vertices: mesh.vertices.len(),
+            closed: mesh.topology().is_closed_manifold(),
+            size: mesh.bbox().map(|b| b.size()).unwrap_or_default(),
+            files,
+        });
+        current.set(current.get() + 1);
+    }
+    Ok(JobResult {
+        candidates: done,
+        stage_seconds: stage_seconds.into_inner(),
+    })
+}
+
+fn check(cancel: &Cancel) -> Result<(), Failure> {
+    if cancel.is_cancelled() {
+        Err(Failure::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+/// Total size of the files in a job's folder.
+pub fn folder_bytes(dir: &Path) -> i64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len() as i64)
+        .sum()
+}
+
+pub fn job_dir(outputs: &Path, id: &str) -> PathBuf {
+    outputs.join("jobs").join(id)
+}
+
+/// The worker loop of one device, until shutdown.
+pub async fn run(state: Arc<AppState>, slot: Arc<DeviceSlot>) {
+    state.workers_up.fetch_add(1, Ordering::SeqCst);
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        let id = tokio::select! {
+            id = state.hub.next() => id,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        if let Err(e) = run_one(&state, &slot, &id).await {
+            tracing::error!("job {id}: {e}");
+        }
+    }
+    state.workers_up.fetch_sub(1, Ordering::SeqCst);
+}
+
+async fn run_one(
+    state: &Arc<AppState>,
+    slot: &Arc<DeviceSlot>,
+    id: &str,
+) -> crate::store::Result<()> {
+    let Some(live) = state.hub.live(id) else {
+        return Ok(());
+    };
+    let Some(job) = state.store.get(id).await? else {
+        state.hub.forget(id);
+        return Ok(());
+    };
+    let started = now_ms();
+    state
+        .store
+        .set_status(id, Status::Running, Some(started))
+        .await?;
+    live.send(JobEvent::Started {
+        device: slot.name.clone(),
+    });
+    state.metrics.running.inc();
+    let dir = job_dir(&state.config.outputs, id);
+    let outcome = {
+        let (state, slot, live, job, dir) = (
+            state.clone(),
+            slot.clone(),
+            live.clone(),
+            job.clone(),
+            dir.clone(),
+        );
+        tokio::task::spawn_blocking(move || execute(&state, &slot, &job, &dir, &live))
+            .await
+            .unwrap_or_else(|e| Err(Failure::Failed(format!("the job crashed: {e}"))))
+    };
+    state.metrics.running.dec();
+    state.hub.forget(id);
+    if state.store.get(id).await?.is_none() {
+        // Deleted while running: its files go too.
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        return Ok(());
+    }
+    let shutting_down = *state.shutdown.borrow();
+    let event = match outcome {
+        Err(Failure::Cancelled) if shutting_down => {
+            // Interrupted by shutdown, not by the user: run it again after the restart.
+            state.store.set_status(id, Status::Queued, None).await?;
+            return Ok(());
+        }
+        Ok(result) => {
+            let bytes = folder_bytes(&dir);
+            state
+                .store
+                .finish(id, Status::Done, None, Some(&result), bytes)
+                .await?;
+            let record = state.store.get(id).await?.unwrap_or(job);
+            let view = JobView::new(&record, None);
+            if let Ok(report) = serde_json::to_vec_pretty(&view) {
+                let _ = tokio::fs::write(dir.join(REPORT_FILE), report).await;
+            }
+            state.record_duration(now_ms() - started);
+            state.metrics.outcome("done");
+            JobEvent::Done {
+                job: Box::new(view),
+            }
+        }
+        Err(Failure::Cancelled) => {
+            state
+                .store
+                .finish(id, Status::Cancelled, None, None, folder_bytes(&dir))
+                .await?;
+            state.metrics.outcome("cancelled");
+            JobEvent::Cancelled
+        }
+        Err(Failure::Failed(error)) => {
+            tracing::warn!("job {id} failed: {error}");
+            state
+                .store
+                .finish(
+                    id,
+                    Status::Failed,
+                    Some(error.clone()),
+                    None,
+                    folder_bytes(&dir),
+                )
+                .await?;
+            state.metrics.outcome("failed");
+            JobEvent::Failed { error }
+        }
+    };
+    live.send(event);
+    Ok(())
+}
