@@ -93,7 +93,8 @@ function follow(id) {
   current = { id, source };
   $('generate-btn').disabled = true;
   for (const t of ['queued', 'started', 'stage', 'step']) source.addEventListener(t, (m) => onEvent(t, JSON.parse(m.data)));
-  const end = () => { source.close(); current = null; $('generate-btn').disabled = !file; };
+  $('cancel-btn').hidden = false;
+  const end = () => { source.close(); current = null; $('generate-btn').disabled = !file; $('cancel-btn').hidden = true; };
   source.addEventListener('done', (m) => {
     end();
     showProgress('Done', 100);

@@ -11,7 +11,9 @@ use triposg_model::device::{default_dtype, parse_dtype, select_device};
 mod bench;
 mod download;
 mod generate;
+mod healthcheck;
 mod prep;
+mod serve;
 
 #[derive(Parser)]
 #[command(version, about = "Turn a photo into a 3D-printable model")]
@@ -59,6 +61,18 @@ enum Command {
     /// Turn any mesh (STL, OBJ, GLB, PLY, 3MF) into print files: a closed solid in mm, Z up,
     /// on the bed, as STL + 3MF + GLB, with a printability report.
     Prep(prep::PrepArgs),
+    /// Run the web app (UI, API, job queue) on http://127.0.0.1:5000 by default.
+    Serve(serve::ServeArgs),
+    /// Exit 0 if the server's health check answers (for container health checks; no curl needed).
+    Healthcheck {
+        /// The address to ask (/healthz: alive; /readyz: weights present and workers up).
+        #[arg(
+            long,
+            env = "TRIPOSG_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:5000/healthz"
+        )]
+        url: String,
+    },
     /// Time each model stage on given inputs and save its outputs (see tools/gpu/compare.py).
     Bench {
         /// Safetensors file of inputs written by tools/gpu/compare.py.
@@ -156,6 +170,8 @@ fn main() -> ExitCode {
         } => device_and_dtype(&device, dtype.as_deref())
             .and_then(|(device, dtype)| generate::run(&cli.weights, &device, dtype, &args)),
         Command::Prep(args) => prep::run(&args),
+        Command::Serve(args) => serve::run(&cli.weights, &args),
+        Command::Healthcheck { url } => healthcheck::run(&url),
         Command::Bench {
             inputs,
             out,
