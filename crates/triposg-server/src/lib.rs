@@ -79,20 +79,31 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
     state: Arc<AppState>,
-    http: JoinHandle<std::io::Result<()>>,
+    http: Option<JoinHandle<std::io::Result<()>>>,
     workers: Vec<JoinHandle<()>>,
+}
+
+impl Drop for RunningServer {
+    /// A server dropped without [`RunningServer::shutdown`] (a failed test, say) still stops its
+    /// jobs, so that no model run outlives it.
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.state.hub.cancel_all();
+    }
 }
 
 impl RunningServer {
     /// Stops taking requests, cancels running jobs (they run again after a restart), ends
     /// live streams and waits for the workers.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         self.state.hub.cancel_all();
-        for w in self.workers {
+        for w in std::mem::take(&mut self.workers) {
             let _ = w.await;
         }
-        self.http.await.context("HTTP server task")??;
+        if let Some(http) = self.http.take() {
+            http.await.context("HTTP server task")??;
+        }
         self.state.store.close().await;
         Ok(())
     }
@@ -197,7 +208,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         addr,
         stop,
         state,
-        http,
+        http: Some(http),
         workers,
     })
 }

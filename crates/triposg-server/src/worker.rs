@@ -234,10 +234,25 @@ async fn run_one(
             .unwrap_or_else(|e| Err(Failure::Failed(format!("the job crashed: {e}"))))
     };
     state.metrics.running.dec();
+    // The live state stays registered until the record is final, so that a subscriber arriving
+    // meanwhile either finds it running (and gets the final event) or finds it finished.
+    let result = record_outcome(state, id, &dir, job, started, outcome, &live).await;
     state.hub.forget(id);
+    result
+}
+
+async fn record_outcome(
+    state: &Arc<AppState>,
+    id: &str,
+    dir: &Path,
+    job: JobRecord,
+    started: i64,
+    outcome: Result<JobResult, Failure>,
+    live: &Live,
+) -> crate::store::Result<()> {
     if state.store.get(id).await?.is_none() {
         // Deleted while running: its files go too.
-        let _ = tokio::fs::remove_dir_all(&dir).await;
+        let _ = tokio::fs::remove_dir_all(dir).await;
         return Ok(());
     }
     let shutting_down = *state.shutdown.borrow();
@@ -248,7 +263,7 @@ async fn run_one(
             return Ok(());
         }
         Ok(result) => {
-            let bytes = folder_bytes(&dir);
+            let bytes = folder_bytes(dir);
             state
                 .store
                 .finish(id, Status::Done, None, Some(&result), bytes)
@@ -267,7 +282,7 @@ async fn run_one(
         Err(Failure::Cancelled) => {
             state
                 .store
-                .finish(id, Status::Cancelled, None, None, folder_bytes(&dir))
+                .finish(id, Status::Cancelled, None, None, folder_bytes(dir))
                 .await?;
             state.metrics.outcome("cancelled");
             JobEvent::Cancelled
@@ -281,7 +296,7 @@ async fn run_one(
                     Status::Failed,
                     Some(error.clone()),
                     None,
-                    folder_bytes(&dir),
+                    folder_bytes(dir),
                 )
                 .await?;
             state.metrics.outcome("failed");

@@ -158,14 +158,4 @@ impl Events {
         }
         panic!("stream ended without a final event: {names:?}");
     }
-
-    /// Reads until an event with this name.
-    pub async fn until(&mut self, wanted: &str) -> serde_json::Value {
-        while let Some((name, data)) = self.next().await {
-            if name == wanted {
-                return data;
-            }
-        }
-        panic!("stream ended before `{wanted}`");
-    }
 }
