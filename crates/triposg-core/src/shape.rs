@@ -153,9 +153,12 @@ pub fn generate_shape(
         })
     })?;
     check()?;
+    // Upstream's open surface at the box for now: closing it moved vertices outside the
+    // +-1.005 bounds the job promises (core test); `triposg prep` closes meshes instead.
     let options = OctreeOptions {
         depth: params.octree_depth,
         batch_size: params.query_batch,
+        close_at_bounds: false,
         ..Default::default()
     };
     let refinement = stage(Stage::Decode, &mut on_event, |emit| {
