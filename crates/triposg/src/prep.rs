@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use triposg_mesh::print::{
-    self, printers, BaseShape, BaseSpec, DrainHoles, HollowSpec, Orientation, PrintMetadata,
-    PrintOptions, SizeSpec, SolidMode, Technology, UpAxis,
+    self, printers, BaseSpec, DrainHoles, HollowSpec, PrintMetadata, PrintOptions, SolidMode,
+    UpAxis,
 };
 
 /// Print preparation options (issue 5). Every flag is also a `TRIPOSG_PRINT_*` variable.
@@ -70,41 +70,14 @@ fn printer_help() -> String {
     format!("Check the fit on this printer: one of {}", printers::ids())
 }
 
-fn number(text: &str, what: &str) -> anyhow::Result<f64> {
-    text.trim()
-        .parse()
-        .with_context(|| format!("{what}: {text:?} is not a number of mm"))
-}
-
-fn pair(text: &str, what: &str) -> anyhow::Result<Vec<f64>> {
-    text.split(['x', 'X'])
-        .map(|part| number(part, what))
-        .collect()
+/// A parse error of the print module, under the flag it came from.
+fn flag<T>(name: &str, parsed: Result<T, print::PrintError>) -> anyhow::Result<T> {
+    parsed.map_err(|e| anyhow::anyhow!("{name}: {e}"))
 }
 
 impl PrintArgs {
     /// The library's options for a mesh whose up axis is `up`.
     pub fn options(&self, up: UpAxis) -> anyhow::Result<PrintOptions> {
-        let size = match self.size.split_once(':') {
-            None if self.size == "keep" => SizeSpec::Keep,
-            None => SizeSpec::LongestSide(number(&self.size, "--size")?),
-            Some(("height" | "h" | "z", v)) => SizeSpec::Height(number(v, "--size")?),
-            Some(("x", v)) => SizeSpec::X(number(v, "--size")?),
-            Some(("y", v)) => SizeSpec::Y(number(v, "--size")?),
-            Some(("fit", v)) => match pair(v, "--size fit")?[..] {
-                [x, y, z] => SizeSpec::Fit([x, y, z]),
-                _ => anyhow::bail!("--size fit:XxYxZ needs three sizes, got {v:?}"),
-            },
-            Some(_) => anyhow::bail!(
-                "--size {:?}: use a number, height:N, x:N, y:N, fit:XxYxZ or keep",
-                self.size
-            ),
-        };
-        let orientation = match self.orient.as_str() {
-            "upright" => Orientation::Upright,
-            "lay-flat" | "flat" => Orientation::LayFlat,
-            other => anyhow::bail!("--orient {other:?}: use upright or lay-flat"),
-        };
         let solid = if self.solidify {
             SolidMode::Solidify {
                 pitch_mm: self.solidify_pitch,
@@ -115,42 +88,20 @@ impl PrintArgs {
         };
         let base = match self.base.as_deref() {
             None => None,
-            Some(shape) => {
-                let shape = match shape {
-                    "round" => BaseShape::Round,
-                    "rect" | "rectangle" => BaseShape::Rectangle,
-                    other => anyhow::bail!("--base {other:?}: use round or rect"),
-                };
-                let size_mm = match self.base_size.as_deref() {
-                    None => None,
-                    Some(text) => match pair(text, "--base-size")?[..] {
-                        [d] => Some([d, d]),
-                        [x, y] => Some([x, y]),
-                        _ => anyhow::bail!("--base-size: a diameter or XxY, got {text:?}"),
-                    },
-                };
-                Some(BaseSpec {
-                    shape,
-                    height_mm: self.base_height,
-                    size_mm,
-                })
-            }
-        };
-        let technology = match self.technology.as_str() {
-            "fdm" => Technology::Fdm,
-            "resin" | "sla" | "msla" => Technology::Resin,
-            other => anyhow::bail!("--technology {other:?}: use fdm or resin"),
-        };
-        let printer = match self.printer.as_deref() {
-            None => None,
-            Some(id) => Some(printers::find(id).with_context(|| {
-                format!("unknown --printer {id:?}: use one of {}", printers::ids())
-            })?),
+            Some(shape) => Some(BaseSpec {
+                shape: flag("--base", shape.parse())?,
+                height_mm: self.base_height,
+                size_mm: self
+                    .base_size
+                    .as_deref()
+                    .map(|text| flag("--base-size", print::parse_base_size(text)))
+                    .transpose()?,
+            }),
         };
         Ok(PrintOptions {
             input_up: up,
-            size,
-            orientation,
+            size: flag("--size", self.size.parse())?,
+            orientation: flag("--orient", self.orient.parse())?,
             solid,
             cut_height_mm: self.cut,
             base,
@@ -161,10 +112,14 @@ impl PrintArgs {
                     diameter_mm: self.drain_diameter,
                 }),
             }),
-            technology,
+            technology: flag("--technology", self.technology.parse())?,
             min_wall_mm: self.min_wall,
             infill: self.infill / 100.0,
-            printer,
+            printer: self
+                .printer
+                .as_deref()
+                .map(|id| flag("--printer", print::parse_printer(id)))
+                .transpose()?,
             fit_to_printer: self.fit_printer,
         })
     }
@@ -185,14 +140,14 @@ pub struct PrepArgs {
 }
 
 fn up_axis(choice: &str, mesh: &Path) -> anyhow::Result<UpAxis> {
-    Ok(match choice {
-        "y" => UpAxis::Y,
-        "z" => UpAxis::Z,
-        "auto" => match triposg_mesh::Format::from_path(mesh)? {
-            triposg_mesh::Format::Stl | triposg_mesh::Format::ThreeMf => UpAxis::Z,
-            _ => UpAxis::Y,
-        },
-        other => anyhow::bail!("--up {other:?}: use auto, y or z"),
+    if choice != "auto" {
+        return choice
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--up {choice:?}: use auto, y or z"));
+    }
+    Ok(match triposg_mesh::Format::from_path(mesh)? {
+        triposg_mesh::Format::Stl | triposg_mesh::Format::ThreeMf => UpAxis::Z,
+        _ => UpAxis::Y,
     })
 }
 

@@ -14,6 +14,7 @@ mod hollow;
 mod measure;
 mod options;
 mod orient;
+mod parse;
 mod placement;
 pub mod printers;
 mod raycast;
@@ -27,6 +28,7 @@ pub use options::{
     BaseShape, BaseSpec, DrainHoles, HollowSpec, Orientation, PrintOptions, SizeSpec, SolidMode,
     Technology, UpAxis,
 };
+pub use parse::{parse_base_size, parse_mm, parse_printer};
 pub use printers::{Printer, PRINTERS};
 pub use report::{
     HollowReport, MaterialEstimate, OrientationReport, PrintReport, PrinterFit, RepairReport,
