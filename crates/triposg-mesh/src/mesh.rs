@@ -130,6 +130,13 @@ impl Mesh {
     /// Faces are kept as they are, so faces that collapse become degenerate and are left for
     /// [`Mesh::cleanup`] to drop.
     pub fn weld(&mut self, tolerance: f32) {
+        let all = vec![true; self.vertices.len()];
+        self.weld_selected(tolerance, &all);
+    }
+
+    /// [`Mesh::weld`] among the `selected` vertices only (the others are kept as they are);
+    /// returns how many vertices merged into others.
+    pub fn weld_selected(&mut self, tolerance: f32, selected: &[bool]) -> usize {
         let cell = if tolerance > 0.0 { tolerance } else { 1.0 };
         let key = |p: [f32; 3]| -> [i64; 3] {
             if tolerance > 0.0 {
@@ -141,7 +148,12 @@ impl Mesh {
         let mut buckets: HashMap<[i64; 3], Vec<u32>> = HashMap::new();
         let mut remap = Vec::with_capacity(self.vertices.len());
         let mut kept: Vec<[f32; 3]> = Vec::new();
-        for &p in &self.vertices {
+        for (&p, &weldable) in self.vertices.iter().zip(selected) {
+            if !weldable {
+                kept.push(p);
+                remap.push((kept.len() - 1) as u32);
+                continue;
+            }
             let k = key(p);
             let found = if tolerance > 0.0 {
                 neighbours(k).find_map(|nk| {
@@ -164,7 +176,9 @@ impl Mesh {
         for f in &mut self.faces {
             *f = f.map(|v| remap[v as usize]);
         }
+        let merged = self.vertices.len() - kept.len();
         self.vertices = kept;
+        merged
     }
 }
 

@@ -2,7 +2,7 @@
 //! plinth outline minus the cut's section, sharing the section's edges with the model, so no
 //! boolean operation is needed.
 
-use super::cut::{fill_plane, inside, Section};
+use super::cut::{fill_plane, inside, Section, DOWN, UP};
 use super::options::{BaseShape, BaseSpec};
 use super::PrintError;
 use crate::mesh::Mesh;
@@ -105,8 +105,8 @@ pub(crate) fn add_base(
     }
     let mut rings = vec![top];
     rings.extend(section.loops.iter().cloned());
-    fill_plane(mesh, &rings, true)?;
-    fill_plane(mesh, &[bottom], false)
+    fill_plane(mesh, &rings, UP)?;
+    fill_plane(mesh, &[bottom], DOWN)
 }
 
 fn too_small(asked: String, needed: f64) -> PrintError {

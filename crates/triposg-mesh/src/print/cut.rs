@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::repair::{boundary_loops, diagonal};
 use super::PrintError;
-use crate::mesh::Mesh;
+use crate::mesh::{cross, norm, Mesh};
 
 /// The open bottom left by [`cut_open`]: loops of vertices at height `z`.
 pub(crate) struct Section {
@@ -81,22 +81,30 @@ fn crossing_vertex(
     })
 }
 
+pub(crate) const UP: [f64; 3] = [0.0, 0.0, 1.0];
+pub(crate) const DOWN: [f64; 3] = [0.0, 0.0, -1.0];
+
 /// Closes the cut with a flat cap facing down.
 pub(crate) fn cap(mesh: &mut Mesh, section: &Section) -> Result<(), PrintError> {
-    fill_plane(mesh, &section.loops, false)
+    fill_plane(mesh, &section.loops, DOWN)
 }
 
-/// Triangulates the region bounded by `rings` (vertex loops in one horizontal plane, nested
-/// any number of levels: even depth bounds filled area, odd depth a hole) and adds the
-/// triangles facing up or down.
-pub(crate) fn fill_plane(mesh: &mut Mesh, rings: &[Vec<u32>], up: bool) -> Result<(), PrintError> {
+/// Triangulates the region bounded by `rings` (vertex loops in one plane, nested any number
+/// of levels: even depth bounds filled area, odd depth a hole) and adds the triangles facing
+/// `normal` (a unit vector across that plane).
+pub(crate) fn fill_plane(
+    mesh: &mut Mesh,
+    rings: &[Vec<u32>],
+    normal: [f64; 3],
+) -> Result<(), PrintError> {
+    let [e1, e2] = plane_basis(normal);
     let points: Vec<Vec<[f64; 2]>> = rings
         .iter()
         .map(|r| {
             r.iter()
                 .map(|&v| {
-                    let p = mesh.vertices[v as usize];
-                    [p[0] as f64, p[1] as f64]
+                    let p = mesh.vertices[v as usize].map(f64::from);
+                    [dot(p, e1), dot(p, e2)]
                 })
                 .collect()
         })
@@ -144,12 +152,13 @@ pub(crate) fn fill_plane(mesh: &mut Mesh, rings: &[Vec<u32>], up: bool) -> Resul
             let corners = [t[0], t[1], t[2]].map(|i| i as usize);
             let polygon = restore_dropped(corners, &used, &ring_of, &lens);
             let (pa, pb, pc) = (data[corners[0]], data[corners[1]], data[corners[2]]);
+            // Counter-clockwise in (e1, e2) faces `normal`, since e1 x e2 = normal.
             let ccw = (pb[0] - pa[0]) * (pc[1] - pa[1]) - (pb[1] - pa[1]) * (pc[0] - pa[0]) > 0.0;
             // Fan from the corner opposite the restored chain (the last one).
             let apex = polygon[polygon.len() - 1];
             for w in polygon[..polygon.len() - 1].windows(2) {
                 let face = [ids[w[0]], ids[w[1]], ids[apex]];
-                mesh.faces.push(if ccw == up {
+                mesh.faces.push(if ccw {
                     face
                 } else {
                     [face[0], face[2], face[1]]
@@ -167,6 +176,22 @@ pub(crate) fn fill_plane(mesh: &mut Mesh, rings: &[Vec<u32>], up: bool) -> Resul
         }
     }
     Ok(())
+}
+
+/// Two unit vectors across `normal` with e1 x e2 = normal.
+fn plane_basis(normal: [f64; 3]) -> [[f64; 3]; 2] {
+    let least = (0..3)
+        .min_by(|&a, &b| normal[a].abs().total_cmp(&normal[b].abs()))
+        .expect("three axes");
+    let mut helper = [0.0; 3];
+    helper[least] = 1.0;
+    let e1 = cross(helper, normal);
+    let e1 = e1.map(|x| x / norm(e1));
+    [e1, cross(normal, e1)]
+}
+
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
 /// Earcut drops ring points that are collinear with or equal to their neighbours; the faces

@@ -11,6 +11,7 @@ mod base;
 mod cut;
 pub mod export;
 mod hollow;
+mod intersect;
 mod measure;
 mod options;
 mod orient;
@@ -24,6 +25,7 @@ mod sdf;
 mod solidify;
 
 pub use export::{write_outputs, OutputFiles, PrintMetadata};
+pub use intersect::SelfIntersections;
 pub use options::{
     BaseShape, BaseSpec, DrainHoles, HollowSpec, Orientation, PrintOptions, SizeSpec, SolidMode,
     Technology, UpAxis,
@@ -65,7 +67,13 @@ pub fn prepare_for_print(mesh: &Mesh, opts: &PrintOptions) -> Result<PrintResult
     check_input(mesh)?;
     let mut warnings = Vec::new();
     let mut work = placement::to_z_up(mesh, opts.input_up);
-    let mut repairs = repair::repair(&mut work);
+    let mut repairs = repair::repair(&mut work, opts.solid == SolidMode::Repair);
+    if work.faces.is_empty() {
+        return Err(PrintError::NotSolid(
+            "nothing encloses a volume: the mesh is only degenerate faces, flat sheets or floaters"
+                .into(),
+        ));
+    }
     let orientation = orient::orient(&mut work, opts.orientation);
     let mut scale = placement::scale_to(&mut work, opts.size)?;
     let remesh_reason = match opts.solid {

@@ -45,7 +45,8 @@ pub enum SolidMode {
     /// Keep the surface; repair it if needed, remesh through voxels only if repair fails.
     Repair,
     /// The old app's "solidify": always remesh through a voxel grid of `pitch_mm` (default
-    /// longest side / 200), then `smoothing` Taubin passes.
+    /// longest side / 200, at least 0.1 mm, coarser where the surface would pass a million
+    /// faces), then `smoothing` Taubin passes.
     Solidify {
         pitch_mm: Option<f64>,
         smoothing: u32,
@@ -146,6 +147,12 @@ impl Default for PrintOptions {
 /// Cells across the longest side of the default voxel remesh, as the old app's pitch 0.01 on
 /// its 2-unit box.
 const DEFAULT_REMESH_CELLS: f64 = 200.0;
+/// Finest default remesh pitch: 0.1 mm is what FDM layers and resin pixels resolve at best.
+const MIN_REMESH_PITCH_MM: f64 = 0.1;
+/// Faces a default remesh may make. Marching cubes gives about three faces per pitch^2 of
+/// surface, so an intricate surface (large area in a small box) gets a coarser pitch.
+const MAX_REMESH_FACES: f64 = 1_000_000.0;
+const FACES_PER_PITCH_SQUARED: f64 = 3.0;
 
 impl PrintOptions {
     /// Flat-bottom cut for a base when none is given: enough for a flat face to fuse with.
@@ -243,7 +250,9 @@ impl SolidMode {
         let longest = mesh
             .bbox()
             .map_or(1.0, |b| b.size().iter().fold(0f32, |m, &x| m.max(x)) as f64);
-        let default = longest / DEFAULT_REMESH_CELLS;
+        let default = (longest / DEFAULT_REMESH_CELLS)
+            .max(MIN_REMESH_PITCH_MM)
+            .max((FACES_PER_PITCH_SQUARED * mesh.area() / MAX_REMESH_FACES).sqrt());
         match *self {
             Self::Solidify {
                 pitch_mm,

@@ -1,37 +1,52 @@
-//! Surface repair for arbitrary user meshes: weld, drop junk, make the winding consistent,
-//! fill holes, turn every shell outward (inner shells of hollow inputs inward).
+//! Surface repair for arbitrary user meshes: weld open seams, drop junk, cut apart surfaces
+//! that touch along an edge or at a vertex, make the winding consistent, fill holes, turn
+//! every shell outward (inner shells of hollow inputs inward).
 //!
 //! Written here because the maintained library for this, manifold3d (crates `manifold3d`,
 //! `manifold-rs`), builds its C++ core with cmake from a git checkout at build time, which
-//! neither our CI nor offline builds can do. What these steps cannot fix (edges shared by
-//! more than two faces, one-sided surfaces) goes to the voxel remesh in `solidify`.
+//! neither our CI nor offline builds can do. What these steps cannot fix (one-sided surfaces,
+//! self-intersections) goes to the voxel remesh in `solidify`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
+use super::cut::fill_plane;
+use super::intersect::{self_intersections, SelfIntersections};
 use super::report::RepairReport;
-use crate::mesh::{norm, sub, Mesh};
+use crate::mesh::{cross, norm, sub, Mesh};
 use crate::DEFAULT_MIN_COMPONENT_FRACTION;
 
 /// Positions closer than this fraction of the bounding-box diagonal are one vertex.
 const WELD_FRACTION: f64 = 1e-6;
+/// Shells enclosing at most this fraction of the bounding-box diagonal cubed are flat.
+const FLAT_VOLUME: f64 = 1e-12;
 /// Above this many shells the nesting test (quadratic) is skipped and all face outward.
 const MAX_NESTING_SHELLS: usize = 64;
 
-pub(crate) fn repair(mesh: &mut Mesh) -> RepairReport {
+/// Triangles kept for printing: at 100 mm, a million faces are about 0.1 mm across, finer than
+/// a nozzle or a resin pixel draws; more only costs time and memory in every later step.
+pub(crate) const MAX_PRINT_FACES: usize = 1_000_000;
+
+/// Repairs `mesh` in place; with `check_crossings`, a surface that came out closed is also
+/// tested for faces passing through each other (then `remaining_problem` says so).
+pub(crate) fn repair(mesh: &mut Mesh, check_crossings: bool) -> RepairReport {
+    let decimated_from = (mesh.faces.len() > MAX_PRINT_FACES).then(|| {
+        let faces = mesh.faces.len();
+        mesh.simplify(MAX_PRINT_FACES, 1.0);
+        faces
+    });
     let diagonal = diagonal(mesh);
-    let before = mesh.vertices.len();
-    // Welding a surface that is closed already (like every extracted one) can only merge
-    // distinct close vertices into non-manifold edges.
-    if !mesh.topology().is_watertight() {
-        mesh.weld((diagonal * WELD_FRACTION) as f32);
-    }
+    let welded_vertices = weld_open_seams(mesh, diagonal * WELD_FRACTION);
     let cleanup = mesh.cleanup(DEFAULT_MIN_COMPONENT_FRACTION);
+    let split = split_non_manifold(mesh);
     let mut report = RepairReport {
-        welded_vertices: before - mesh.vertices.len() - cleanup.unreferenced_vertices,
+        decimated_from,
+        welded_vertices,
         degenerate_faces: cleanup.degenerate_faces,
         duplicate_faces: cleanup.duplicate_faces,
         floaters_removed: cleanup.small_components,
         floater_faces: cleanup.small_component_faces,
+        non_manifold_edges_split: split.edges,
+        non_manifold_vertices_split: split.vertices,
         ..RepairReport::default()
     };
     match orient_consistently(mesh) {
@@ -41,9 +56,18 @@ pub(crate) fn repair(mesh: &mut Mesh) -> RepairReport {
             return report;
         }
     }
-    let (holes, added) = fill_holes(mesh);
+    let (holes, added) = fill_holes(mesh, diagonal);
     report.holes_filled = holes;
     report.faces_added = added;
+    // Filling closes slivers and cut-off fins into shells of their own: floaters again.
+    let late = mesh.cleanup(DEFAULT_MIN_COMPONENT_FRACTION);
+    let (flat, flat_faces) = drop_flat_shells(mesh, diagonal);
+    report.floaters_removed += late.small_components + flat;
+    report.floater_faces += late.small_component_faces + flat_faces;
+    if mesh.faces.is_empty() {
+        report.remaining_problem = Some("nothing is left that encloses a volume".into());
+        return report;
+    }
     report.flipped_faces += orient_outward(mesh, diagonal);
     let t = mesh.topology();
     report.remaining_problem = if !t.is_closed_manifold() {
@@ -54,9 +78,29 @@ pub(crate) fn repair(mesh: &mut Mesh) -> RepairReport {
     } else if mesh.volume() <= 0.0 {
         Some("the surface encloses no volume".into())
     } else {
-        None
+        let crossings = check_crossings.then(|| self_intersections(mesh));
+        crossings
+            .filter(SelfIntersections::any)
+            .map(|c| format!("{} pairs of faces pass through each other", c.pairs))
     };
     report
+}
+
+/// Merges vertices of open edges that lie within `tolerance` of each other, which closes the
+/// cracks of meshes exported as separate patches. Vertices inside closed surface are left
+/// alone: merging two of them can only pinch the surface.
+fn weld_open_seams(mesh: &mut Mesh, tolerance: f64) -> usize {
+    let mut open = vec![false; mesh.vertices.len()];
+    for (&(a, b), faces) in &edge_faces(mesh) {
+        if faces.len() == 1 {
+            open[a as usize] = true;
+            open[b as usize] = true;
+        }
+    }
+    if !open.contains(&true) {
+        return 0;
+    }
+    mesh.weld_selected(tolerance as f32, &open)
 }
 
 pub(crate) fn diagonal(mesh: &Mesh) -> f64 {
@@ -142,15 +186,258 @@ fn orient_consistently(mesh: &mut Mesh) -> Result<usize, String> {
     Ok(flipped)
 }
 
-/// Closes every boundary loop with a fan around its centroid (one triangle for a 3-loop);
-/// returns (holes, faces added). Expects consistent winding.
-fn fill_holes(mesh: &mut Mesh) -> (usize, usize) {
+/// What [`split_non_manifold`] cut apart.
+struct Split {
+    edges: usize,
+    vertices: usize,
+}
+
+/// Cuts apart surfaces that only touch: where more than two faces share an edge, faces are
+/// glued in pairs that bound one wedge of solid and the others let go of the edge; then every
+/// fan of faces around a vertex gets its own copy of the vertex. Copies move a hundredth of
+/// the way into their own fan, so that a slicer, which welds STL by position, does not glue
+/// them back together.
+fn split_non_manifold(mesh: &mut Mesh) -> Split {
+    let edges = edge_faces(mesh);
+    let mut corners = UnionFind::new(mesh.faces.len() * 3);
+    let corner = |mesh: &Mesh, f: u32, v: u32| {
+        let k = mesh.faces[f as usize].iter().position(|&w| w == v);
+        f as usize * 3 + k.expect("the face uses the vertex")
+    };
+    let mut crowded = 0;
+    for (&(lo, hi), faces) in &edges {
+        let pairs = match faces[..] {
+            [_] => continue,
+            [(f, _), (g, _)] => vec![(f, g)],
+            _ => {
+                crowded += 1;
+                let attached = |f: u32| {
+                    let face = mesh.faces[f as usize];
+                    (0..3)
+                        .filter(|&k| {
+                            let (a, b) = (face[k], face[(k + 1) % 3]);
+                            edges[&(a.min(b), a.max(b))].len() == 2
+                        })
+                        .count()
+                };
+                pair_around_edge(mesh, lo, hi, &drop_dangling(faces, attached))
+            }
+        };
+        for (f, g) in pairs {
+            for v in [lo, hi] {
+                corners.union(corner(mesh, f, v), corner(mesh, g, v));
+            }
+        }
+    }
+    let mut copy_of_group: HashMap<usize, u32> = HashMap::new();
+    let mut groups = vec![0u32; mesh.vertices.len()];
+    let original: Vec<u32> = mesh.faces.concat();
+    for (c, &v) in original.iter().enumerate() {
+        let group = corners.root(c);
+        let new = *copy_of_group.entry(group).or_insert_with(|| {
+            groups[v as usize] += 1;
+            if groups[v as usize] == 1 {
+                v
+            } else {
+                mesh.vertices.push(mesh.vertices[v as usize]);
+                (mesh.vertices.len() - 1) as u32
+            }
+        });
+        mesh.faces[c / 3][c % 3] = new;
+    }
+    let split: Vec<bool> = original.iter().map(|&v| groups[v as usize] > 1).collect();
+    nudge_into_fans(mesh, &split);
+    Split {
+        edges: crowded,
+        vertices: groups.iter().filter(|&&g| g > 1).count(),
+    }
+}
+
+/// Moves the vertex of every corner marked in `split` a hundredth of the way towards the
+/// centre of the other corners of its faces.
+fn nudge_into_fans(mesh: &mut Mesh, split: &[bool]) {
+    let mut centre: HashMap<u32, ([f64; 3], u32)> = HashMap::new();
+    for (c, _) in split.iter().enumerate().filter(|(_, &s)| s) {
+        let f = mesh.faces[c / 3];
+        let entry = centre.entry(f[c % 3]).or_insert(([0.0; 3], 0));
+        for k in 1..3 {
+            let p = mesh.vertices[f[(c % 3 + k) % 3] as usize];
+            for (sum, x) in entry.0.iter_mut().zip(p) {
+                *sum += x as f64;
+            }
+            entry.1 += 1;
+        }
+    }
+    for (v, (sum, n)) in centre {
+        let p = &mut mesh.vertices[v as usize];
+        for a in 0..3 {
+            let target = sum[a] / n as f64;
+            p[a] = (p[a] as f64 + 0.01 * (target - p[a] as f64)) as f32;
+        }
+    }
+}
+
+/// The faces of a crowded edge less the excess of whichever direction walks it more often,
+/// taking first those attached to the rest of the surface by the fewest edges (a fin hangs
+/// by this edge alone).
+fn drop_dangling(faces: &[(u32, bool)], attached: impl Fn(u32) -> usize) -> Vec<(u32, bool)> {
+    let forward = faces.iter().filter(|f| f.1).count();
+    let backward = faces.len() - forward;
+    let (excess, direction) = if forward > backward {
+        (forward - backward, true)
+    } else {
+        (backward - forward, false)
+    };
+    let mut candidates: Vec<(usize, u32)> = faces
+        .iter()
+        .filter(|f| f.1 == direction)
+        .map(|&(f, _)| (attached(f), f))
+        .collect();
+    candidates.sort_unstable();
+    let dropped: Vec<u32> = candidates[..excess].iter().map(|c| c.1).collect();
+    faces
+        .iter()
+        .copied()
+        .filter(|f| !dropped.contains(&f.0))
+        .collect()
+}
+
+/// Pairs the faces around edge `lo` -> `hi` that bound one wedge of solid. Seen down the edge,
+/// a face walking `hi` -> `lo` has the solid counter-clockwise of it, one walking `lo` -> `hi`
+/// clockwise; so in counter-clockwise order, a backward face and the forward face after it
+/// enclose solid between them.
+fn pair_around_edge(mesh: &Mesh, lo: u32, hi: u32, faces: &[(u32, bool)]) -> Vec<(u32, u32)> {
+    let (a, b) = (mesh.vertices[lo as usize], mesh.vertices[hi as usize]);
+    let d = sub(b, a);
+    let d = d.map(|x| x / norm(d));
+    let least = (0..3)
+        .min_by(|&i, &j| d[i].abs().total_cmp(&d[j].abs()))
+        .expect("three axes");
+    let mut helper = [0.0; 3];
+    helper[least] = 1.0;
+    let e1 = cross(helper, d);
+    let e2 = cross(d, e1);
+    let mut around: Vec<(f64, u32, bool)> = faces
+        .iter()
+        .map(|&(f, forward)| {
+            let face = mesh.faces[f as usize];
+            let c = *face
+                .iter()
+                .find(|&&v| v != lo && v != hi)
+                .expect("a face has three vertices");
+            let u = sub(mesh.vertices[c as usize], a);
+            let dot = |x: [f64; 3], y: [f64; 3]| x[0] * y[0] + x[1] * y[1] + x[2] * y[2];
+            (dot(u, e2).atan2(dot(u, e1)), f, forward)
+        })
+        .collect();
+    around.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let n = around.len();
+    (0..n)
+        .filter(|&k| !around[k].2 && around[(k + 1) % n].2)
+        .map(|k| (around[k].1, around[(k + 1) % n].1))
+        .collect()
+}
+
+struct UnionFind(Vec<usize>);
+
+impl UnionFind {
+    fn new(n: usize) -> Self {
+        Self((0..n).collect())
+    }
+
+    fn root(&mut self, mut x: usize) -> usize {
+        while self.0[x] != x {
+            self.0[x] = self.0[self.0[x]];
+            x = self.0[x];
+        }
+        x
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.root(a), self.root(b));
+        self.0[a.max(b)] = a.min(b);
+    }
+}
+
+/// Closes every boundary loop; returns (holes, faces added). Expects consistent winding.
+/// Flat holes that share a plane (where a box or a cut sliced the surface, with islands and
+/// holes of their own) are triangulated together so their caps nest instead of overlapping;
+/// the others get a fan around their centroid (one triangle for a 3-loop).
+fn fill_holes(mesh: &mut Mesh, diagonal: f64) -> (usize, usize) {
     let before = mesh.faces.len();
     let loops = boundary_loops(mesh);
-    for ring in &loops {
-        close_ring(mesh, ring);
+    let mut planes: BTreeMap<[i64; 4], Vec<usize>> = BTreeMap::new();
+    let mut curved = Vec::new();
+    for (i, ring) in loops.iter().enumerate() {
+        match plane_key(mesh, ring, diagonal) {
+            Some(key) => planes.entry(key).or_default().push(i),
+            None => curved.push(i),
+        }
+    }
+    for group in planes.into_values() {
+        let rings: Vec<Vec<u32>> = group.iter().map(|&i| loops[i].clone()).collect();
+        // The faces walk an outer loop clockwise seen from where the cap must face.
+        let area = rings.iter().fold([0.0; 3], |acc, r| {
+            let n = newell(mesh, r);
+            [0, 1, 2].map(|a| acc[a] - n[a])
+        });
+        let length = norm(area);
+        let kept = mesh.faces.len();
+        if length == 0.0 || fill_plane(mesh, &rings, area.map(|x| x / length)).is_err() {
+            mesh.faces.truncate(kept);
+            curved.extend(group);
+        }
+    }
+    curved.sort_unstable();
+    for i in curved {
+        close_ring(mesh, &loops[i]);
     }
     (loops.len(), mesh.faces.len() - before)
+}
+
+/// Twice the area vector of a vertex loop (Newell's method).
+fn newell(mesh: &Mesh, ring: &[u32]) -> [f64; 3] {
+    let mut n = [0.0; 3];
+    for k in 0..ring.len() {
+        let p = mesh.vertices[ring[k] as usize].map(f64::from);
+        let q = mesh.vertices[ring[(k + 1) % ring.len()] as usize].map(f64::from);
+        for (a, n) in n.iter_mut().enumerate() {
+            let (u, v) = ((a + 1) % 3, (a + 2) % 3);
+            *n += (p[u] - q[u]) * (p[v] + q[v]);
+        }
+    }
+    n
+}
+
+/// For a loop that lies in one plane (within a millionth of the model), the plane quantised
+/// (unit normal up to sign, offset) so that loops of one plane share the key.
+fn plane_key(mesh: &Mesh, ring: &[u32], diagonal: f64) -> Option<[i64; 4]> {
+    let n = newell(mesh, ring);
+    let length = norm(n);
+    if length == 0.0 {
+        return None;
+    }
+    let largest = (0..3)
+        .max_by(|&i, &j| n[i].abs().total_cmp(&n[j].abs()))
+        .expect("three axes");
+    let sign = n[largest].signum();
+    let unit = n.map(|x| sign * x / length);
+    let height = |v: u32| {
+        let p = mesh.vertices[v as usize];
+        (0..3).map(|a| unit[a] * p[a] as f64).sum::<f64>()
+    };
+    let offset = height(ring[0]);
+    let tolerance = 1e-6 * diagonal;
+    if ring.iter().any(|&v| (height(v) - offset).abs() > tolerance) {
+        return None;
+    }
+    let q = |x: f64, step: f64| (x / step).round() as i64;
+    Some([
+        q(unit[0], 1e-6),
+        q(unit[1], 1e-6),
+        q(unit[2], 1e-6),
+        q(offset, 10.0 * tolerance.max(f64::MIN_POSITIVE)),
+    ])
 }
 
 /// The closed loops of edges used by one face, each in the direction its faces walk it.
@@ -211,22 +498,34 @@ fn close_ring(mesh: &mut Mesh, ring: &[u32]) {
 /// number of other shells (the inner wall of a hollow input); returns faces flipped.
 fn orient_outward(mesh: &mut Mesh, diagonal: f64) -> usize {
     let labels = mesh.face_components();
-    let count = labels.iter().max().map_or(0, |&m| m as usize + 1);
-    let mut volumes = vec![0f64; count];
+    let volumes = shell_volumes(mesh, &labels);
+    let count = volumes.len();
     let mut probe = vec![None; count];
+    let mut bounds = vec![([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]); count];
     for (f, &c) in mesh.faces.iter().zip(&labels) {
-        let [a, b, d] = mesh.corners(*f).map(|p| p.map(f64::from));
-        let bd = crate::mesh::cross(b, d);
-        volumes[c as usize] += (a[0] * bd[0] + a[1] * bd[1] + a[2] * bd[2]) / 6.0;
         probe[c as usize].get_or_insert(f[0]);
+        let (lo, hi) = &mut bounds[c as usize];
+        for p in mesh.corners(*f) {
+            for a in 0..3 {
+                lo[a] = lo[a].min(p[a]);
+                hi[a] = hi[a].max(p[a]);
+            }
+        }
     }
+    // Only a shell whose box holds another's can hold the other: overlapping shells (parts
+    // of a model exported as separate pieces) are not nested, whatever one probe point says.
+    let holds = |outer: usize, inner: usize| {
+        (0..3).all(|a| {
+            bounds[outer].0[a] <= bounds[inner].0[a] && bounds[inner].1[a] <= bounds[outer].1[a]
+        })
+    };
     let depth = |c: usize| -> usize {
         if count > MAX_NESTING_SHELLS {
             return 0;
         }
         let p = mesh.vertices[probe[c].expect("every shell has a face") as usize];
         (0..count)
-            .filter(|&other| other != c)
+            .filter(|&other| other != c && holds(other, c))
             .filter(|&other| {
                 let faces = mesh
                     .faces
@@ -249,6 +548,37 @@ fn orient_outward(mesh: &mut Mesh, diagonal: f64) -> usize {
         }
     }
     flipped
+}
+
+/// Signed volume of each shell (component of `labels`).
+fn shell_volumes(mesh: &Mesh, labels: &[u32]) -> Vec<f64> {
+    let count = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut volumes = vec![0f64; count];
+    for (f, &c) in mesh.faces.iter().zip(labels) {
+        let [a, b, d] = mesh.corners(*f).map(|p| p.map(f64::from));
+        let bd = cross(b, d);
+        volumes[c as usize] += (a[0] * bd[0] + a[1] * bd[1] + a[2] * bd[2]) / 6.0;
+    }
+    volumes
+}
+
+/// Drops closed shells that enclose (next to) nothing, such as a lone face closed by its own
+/// hole's patch; returns (shells, faces) dropped.
+fn drop_flat_shells(mesh: &mut Mesh, diagonal: f64) -> (usize, usize) {
+    let labels = mesh.face_components();
+    let flat: Vec<bool> = shell_volumes(mesh, &labels)
+        .iter()
+        .map(|v| v.abs() <= FLAT_VOLUME * diagonal.powi(3))
+        .collect();
+    let before = mesh.faces.len();
+    let mut label = labels.iter();
+    mesh.faces
+        .retain(|_| !flat[*label.next().expect("one label per face") as usize]);
+    mesh.remove_unreferenced_vertices();
+    (
+        flat.iter().filter(|&&f| f).count(),
+        before - mesh.faces.len(),
+    )
 }
 
 /// How many of `faces` a vertical ray up from `p` crosses. The ray is moved off `p` by an

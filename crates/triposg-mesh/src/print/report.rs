@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::intersect::{self_intersections, SelfIntersections};
 use super::measure;
 use super::options::{BaseSpec, Orientation, PrintOptions};
 use crate::mesh::Mesh;
@@ -20,11 +21,17 @@ const MATERIALS: [(&str, f64, bool); 3] = [
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct RepairReport {
+    /// Faces of an input above [`super::repair::MAX_PRINT_FACES`], decimated to that first.
+    pub decimated_from: Option<usize>,
     pub welded_vertices: usize,
     pub degenerate_faces: usize,
     pub duplicate_faces: usize,
     pub floaters_removed: usize,
     pub floater_faces: usize,
+    /// Edges where more than two faces met, and vertices where surfaces touched at a point,
+    /// cut apart into separate sheets.
+    pub non_manifold_edges_split: usize,
+    pub non_manifold_vertices_split: usize,
     pub flipped_faces: usize,
     pub holes_filled: usize,
     pub faces_added: usize,
@@ -107,6 +114,7 @@ pub struct PrintReport {
     pub vertices: usize,
     pub watertight: bool,
     pub manifold: bool,
+    pub self_intersections: SelfIntersections,
     /// Positive enclosed volume (faces point out).
     pub outward: bool,
     pub shells: usize,
@@ -168,6 +176,13 @@ pub(crate) fn build(mesh: &Mesh, cx: Context) -> PrintReport {
     if !topology.is_closed_manifold() {
         warnings.push("the mesh is not a closed manifold: slicers may fail or guess".into());
     }
+    let crossings = self_intersections(mesh);
+    if crossings.any() {
+        warnings.push(format!(
+            "{} pairs of faces pass through each other: slicers may fill or drop regions there; try --solidify",
+            crossings.pairs
+        ));
+    }
     if let Some(reason) = &cx.repairs.remeshed {
         warnings.push(format!("surface rebuilt through voxels: {reason}"));
     }
@@ -220,6 +235,7 @@ pub(crate) fn build(mesh: &Mesh, cx: Context) -> PrintReport {
         vertices: mesh.vertices.len(),
         watertight: topology.is_watertight(),
         manifold: topology.is_closed_manifold(),
+        self_intersections: crossings,
         outward: volume_mm3 > 0.0,
         shells,
         repairs: cx.repairs,
@@ -272,13 +288,27 @@ impl fmt::Display for PrintReport {
             self.shells,
             self.faces
         )?;
+        let crossings = &self.self_intersections;
+        writeln!(
+            f,
+            "  crossings       {}{} pairs of faces pass through each other",
+            if crossings.complete { "" } else { "at least " },
+            crossings.pairs
+        )?;
         let r = &self.repairs;
         if r.changed_anything() {
             writeln!(
                 f,
-                "  repairs         welded {} vertices, dropped {} degenerate + {} duplicate faces and {} floaters ({} faces), flipped {} faces, filled {} holes ({} faces)",
-                r.welded_vertices, r.degenerate_faces, r.duplicate_faces, r.floaters_removed, r.floater_faces, r.flipped_faces, r.holes_filled, r.faces_added
+                "  repairs         welded {} vertices, dropped {} degenerate + {} duplicate faces and {} floaters ({} faces), split {} non-manifold edges and {} vertices, flipped {} faces, filled {} holes ({} faces)",
+                r.welded_vertices, r.degenerate_faces, r.duplicate_faces, r.floaters_removed, r.floater_faces, r.non_manifold_edges_split, r.non_manifold_vertices_split, r.flipped_faces, r.holes_filled, r.faces_added
             )?;
+            if let Some(faces) = r.decimated_from {
+                writeln!(
+                    f,
+                    "                  decimated from {faces} to at most {} faces first",
+                    super::repair::MAX_PRINT_FACES
+                )?;
+            }
             if let Some(remesh) = &r.remeshed {
                 writeln!(f, "                  {remesh}")?;
             }

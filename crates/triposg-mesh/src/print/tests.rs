@@ -208,15 +208,15 @@ fn holes_flips_and_floaters_are_repaired_and_reported() {
     for f in &mut inside_out.faces {
         f.swap(0, 1);
     }
-    let mut floater = sphere_mesh();
-    let n = floater.vertices.len() as u32;
-    let cube = unit_cube();
-    floater
-        .vertices
-        .extend(cube.vertices.iter().map(|v| v.map(|x| x * 0.01 + 0.9)));
-    floater
-        .faces
-        .extend(cube.faces.iter().map(|f| f.map(|v| v + n)));
+    let with_floater = |mut mesh: Mesh| {
+        let n = mesh.vertices.len() as u32;
+        let cube = unit_cube();
+        mesh.vertices
+            .extend(cube.vertices.iter().map(|v| v.map(|x| x * 0.01 + 0.9)));
+        mesh.faces
+            .extend(cube.faces.iter().map(|f| f.map(|v| v + n)));
+        mesh
+    };
     let opts = PrintOptions::default();
     let r = prep(&holed, &opts).report.repairs;
     assert_eq!(r.holes_filled, 1, "{r:?}");
@@ -226,12 +226,123 @@ fn holes_flips_and_floaters_are_repaired_and_reported() {
     let r = prep(&inside_out, &opts);
     assert_eq!(r.report.repairs.flipped_faces, inside_out.faces.len());
     assert!(r.report.volume_cm3 > 0.0);
-    let r = prep(&floater, &opts).report;
+    let r = prep(&with_floater(sphere_mesh()), &opts).report;
     assert_eq!(
         (r.repairs.floaters_removed, r.repairs.floater_faces),
         (1, 12)
     );
     assert_eq!(r.shells, 1);
+
+    // All three at once, on one surface: still repaired in place, each fix reported.
+    let mut everything = holed.clone();
+    for f in everything.faces.iter_mut().step_by(7) {
+        f.swap(0, 1);
+    }
+    let everything = with_floater(everything);
+    let result = prep(&everything, &opts);
+    let r = &result.report;
+    assert_eq!(r.repairs.holes_filled, 1, "{:?}", r.repairs);
+    assert_eq!(r.repairs.floaters_removed, 1);
+    assert_eq!(
+        r.repairs.flipped_faces,
+        holed.faces.len().div_ceil(7),
+        "{:?}",
+        r.repairs
+    );
+    assert!(r.repairs.remeshed.is_none() && r.shells == 1);
+    assert!(!r.self_intersections.any() && r.self_intersections.complete);
+    // The hole was a cap of the sphere: the filled solid keeps the rest of the volume.
+    let full = prep(&sphere_mesh(), &opts).report.volume_cm3;
+    assert!(r.volume_cm3 < full && close(r.volume_cm3, full, 0.05));
+    let text = r.to_string();
+    assert!(
+        text.contains("flipped") && text.contains("filled 1 holes"),
+        "{text}"
+    );
+}
+
+/// Two unit cubes sharing the edge x = y = 1: four faces on that edge and two vertices where
+/// the solids touch.
+fn cubes_sharing_an_edge() -> Mesh {
+    let mut mesh = unit_cube();
+    let n = mesh.vertices.len() as u32;
+    let other = unit_cube();
+    mesh.vertices.extend(
+        other
+            .vertices
+            .iter()
+            .map(|v| [v[0] + 1.0, v[1] + 1.0, v[2]]),
+    );
+    // The second cube's (0,0,z) corners are the first's (1,1,z) corners 3 and 7.
+    let glue = |v: u32| match v {
+        0 => 3,
+        4 => 7,
+        v => v + n,
+    };
+    mesh.faces.extend(other.faces.iter().map(|f| f.map(glue)));
+    mesh.remove_unreferenced_vertices();
+    mesh
+}
+
+#[test]
+fn solids_touching_along_an_edge_are_cut_apart() {
+    let mesh = cubes_sharing_an_edge();
+    let t = mesh.topology();
+    assert_eq!(t.non_manifold_edges, 1, "{t:?}");
+    let result = prep(
+        &mesh,
+        &PrintOptions {
+            size: SizeSpec::Keep,
+            input_up: UpAxis::Z,
+            ..Default::default()
+        },
+    );
+    let r = &result.report;
+    assert_eq!(r.repairs.non_manifold_edges_split, 1, "{:?}", r.repairs);
+    assert_eq!(r.repairs.non_manifold_vertices_split, 2);
+    assert!(r.repairs.remeshed.is_none());
+    assert_eq!(r.shells, 2);
+    assert!(!r.self_intersections.any());
+    assert!(close(r.volume_cm3 * 1000.0, 2.0, 0.01), "{}", r.volume_cm3);
+    // The copies sit apart, so welding by position (as STL readers do) keeps them apart.
+    let mut welded = result.mesh.clone();
+    welded.weld(0.0);
+    assert!(welded.topology().is_closed_manifold());
+}
+
+#[test]
+fn overlapping_shells_are_remeshed_into_their_union() {
+    let mut twins = sphere_mesh();
+    let n = twins.vertices.len() as u32;
+    let other = sphere_mesh();
+    twins
+        .vertices
+        .extend(other.vertices.iter().map(|v| [v[0] + 0.6, v[1], v[2]]));
+    twins
+        .faces
+        .extend(other.faces.iter().map(|f| f.map(|v| v + n)));
+    let result = prep(
+        &twins,
+        &PrintOptions {
+            size: SizeSpec::Keep,
+            ..Default::default()
+        },
+    );
+    let r = &result.report;
+    let problem = r.repairs.remaining_problem.as_deref().unwrap();
+    assert!(problem.contains("pass through each other"), "{problem}");
+    assert!(r.repairs.remeshed.is_some());
+    assert_eq!(r.shells, 1);
+    assert!(!r.self_intersections.any() && r.self_intersections.complete);
+    // Two balls of radius 0.6 whose centres are 0.6 apart, less their shared lens.
+    let (radius, gap) = (0.6, 0.6);
+    let lens = PI * (4.0 * radius + gap) * (2.0 * radius - gap).powi(2) / 12.0;
+    let union = 2.0 * sphere_volume(radius) - lens;
+    assert!(
+        close(r.volume_cm3 * 1000.0, union, 0.03),
+        "{} vs {union}",
+        r.volume_cm3 * 1000.0
+    );
 }
 
 #[test]
@@ -265,8 +376,8 @@ fn a_hollow_input_keeps_its_inner_wall_facing_in() {
 }
 
 #[test]
-fn junk_that_cannot_be_repaired_is_remeshed_or_refused() {
-    // A fin (three faces on one edge) on a sphere: not repairable in place.
+fn fins_are_cut_off_and_junk_that_encloses_nothing_is_refused() {
+    // A fin (a third face on one edge) reaching into a sphere: cut off and dropped.
     let mut finned = sphere_mesh();
     let [a, b, _] = finned.faces[0];
     finned.vertices.push([0.0, 0.0, 0.0]);
@@ -274,32 +385,37 @@ fn junk_that_cannot_be_repaired_is_remeshed_or_refused() {
     finned.faces.push([a, b, tip]);
     let result = prep(&finned, &PrintOptions::default());
     let repairs = &result.report.repairs;
-    assert!(repairs
-        .remaining_problem
-        .as_deref()
-        .unwrap()
-        .contains("more than two faces"));
-    assert!(repairs.remeshed.is_some());
+    assert_eq!(repairs.non_manifold_edges_split, 1, "{repairs:?}");
+    assert!(repairs.remeshed.is_none() && repairs.floaters_removed == 1);
+    assert_eq!(result.report.shells, 1);
     assert!(close(
         result.report.volume_cm3,
-        sphere_volume(50.0) / 1000.0,
-        0.02
+        prep(&sphere_mesh(), &PrintOptions::default())
+            .report
+            .volume_cm3,
+        1e-6
     ));
-    // A lone fin encloses nothing.
-    let fin = Mesh::new(
-        vec![
-            [0.0, 0.0, 0.0],
-            [1.0, 0.0, 0.0],
-            [0.0, 1.0, 0.0],
-            [0.0, -1.0, 0.0],
-            [0.0, 0.0, 1.0],
-        ],
-        vec![[0, 1, 2], [1, 0, 3], [0, 1, 4]],
+    // Three faces on one edge and nothing else: closed into a solid where they span one,
+    // refused where they are flat.
+    let fin = |tip: [f32; 3]| {
+        Mesh::new(
+            vec![
+                [0.0, 0.0, 0.0],
+                [1.0, 0.0, 0.0],
+                [0.0, 1.0, 0.0],
+                [0.0, -1.0, 0.0],
+                tip,
+            ],
+            vec![[0, 1, 2], [1, 0, 3], [0, 1, 4]],
+        )
+    };
+    let tent = prep(&fin([0.0, 0.0, 1.0]), &PrintOptions::default());
+    assert_eq!(tent.report.repairs.non_manifold_edges_split, 1);
+    let err = prepare_for_print(&fin([0.5, 0.8, 0.0]), &PrintOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, PrintError::NotSolid(m) if m.contains("nothing encloses a volume")),
+        "{err}"
     );
-    assert!(matches!(
-        prepare_for_print(&fin, &PrintOptions::default()),
-        Err(PrintError::NotSolid(_))
-    ));
 }
 
 #[test]
