@@ -7,7 +7,7 @@
 //! neither our CI nor offline builds can do. What these steps cannot fix (one-sided surfaces,
 //! self-intersections) goes to the voxel remesh in `solidify`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::cut::fill_plane;
 use super::intersect::{self_intersections, SelfIntersections};
@@ -362,10 +362,12 @@ impl UnionFind {
 /// Closes every boundary loop; returns (holes, faces added). Expects consistent winding.
 /// Flat holes that share a plane (where a box or a cut sliced the surface, with islands and
 /// holes of their own) are triangulated together so their caps nest instead of overlapping;
-/// the others get a fan around their centroid (one triangle for a 3-loop).
+/// the others are triangulated as seen along their normal, or failing that get a fan around
+/// their centroid.
 fn fill_holes(mesh: &mut Mesh, diagonal: f64) -> (usize, usize) {
     let before = mesh.faces.len();
     let loops = boundary_loops(mesh);
+    let mut edges = EdgeSet::of(mesh);
     let mut planes: BTreeMap<[i64; 4], Vec<usize>> = BTreeMap::new();
     let mut curved = Vec::new();
     for (i, ring) in loops.iter().enumerate() {
@@ -383,16 +385,80 @@ fn fill_holes(mesh: &mut Mesh, diagonal: f64) -> (usize, usize) {
         });
         let length = norm(area);
         let kept = mesh.faces.len();
-        if length == 0.0 || fill_plane(mesh, &rings, area.map(|x| x / length)).is_err() {
+        let capped = length > 0.0
+            && fill_plane(mesh, &rings, area.map(|x| x / length)).is_ok()
+            && edges.take_new(mesh, kept);
+        if !capped {
             mesh.faces.truncate(kept);
             curved.extend(group);
         }
     }
     curved.sort_unstable();
     for i in curved {
-        close_ring(mesh, &loops[i]);
+        if !cap_seen_from_its_normal(mesh, &loops[i], &mut edges) {
+            close_ring(mesh, &loops[i]);
+        }
     }
     (loops.len(), mesh.faces.len() - before)
+}
+
+/// The undirected edges of a mesh, so that a patch can be refused when one of its inner
+/// edges already joins two vertices elsewhere (the edge would then have three faces).
+struct EdgeSet(HashSet<(u32, u32)>);
+
+impl EdgeSet {
+    fn of(mesh: &Mesh) -> Self {
+        Self(mesh.faces.iter().flat_map(|&f| face_edges(f)).collect())
+    }
+
+    /// Whether the faces from `first` on add no edge the mesh has, apart from the boundary
+    /// edges they close; if so their edges are recorded.
+    fn take_new(&mut self, mesh: &Mesh, first: usize) -> bool {
+        let mut uses: HashMap<(u32, u32), usize> = HashMap::new();
+        for &f in &mesh.faces[first..] {
+            for e in face_edges(f) {
+                *uses.entry(e).or_default() += 1;
+            }
+        }
+        // The patch uses a closed boundary edge once and an inner edge twice: that one must
+        // be new.
+        let fresh = uses.iter().all(|(e, &n)| n == 1 || !self.0.contains(e));
+        if fresh {
+            self.0.extend(uses.into_keys());
+        }
+        fresh
+    }
+}
+
+fn face_edges(f: [u32; 3]) -> [(u32, u32); 3] {
+    [0, 1, 2].map(|k| {
+        let (a, b) = (f[k], f[(k + 1) % 3]);
+        (a.min(b), a.max(b))
+    })
+}
+
+/// Triangulates a loop that is not flat by its outline seen along its mean normal (as where
+/// a surface was cut by two or three faces of a box); keeps the patch only if no triangle
+/// folds back in that view, since a fold is where patches cross themselves. A centroid fan
+/// would fold wherever the outline is not star-shaped.
+fn cap_seen_from_its_normal(mesh: &mut Mesh, ring: &[u32], edges: &mut EdgeSet) -> bool {
+    let n = newell(mesh, ring);
+    let length = norm(n);
+    if length == 0.0 {
+        return false;
+    }
+    let normal = n.map(|x| -x / length);
+    let kept = mesh.faces.len();
+    let unfolded = fill_plane(mesh, &[ring.to_vec()], normal).is_ok()
+        && mesh.faces[kept..].iter().all(|&f| {
+            let c = mesh.face_cross(f);
+            c[0] * normal[0] + c[1] * normal[1] + c[2] * normal[2] > 0.0
+        })
+        && edges.take_new(mesh, kept);
+    if !unfolded {
+        mesh.faces.truncate(kept);
+    }
+    unfolded
 }
 
 /// Twice the area vector of a vertex loop (Newell's method).
