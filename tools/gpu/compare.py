@@ -71,6 +71,14 @@ vae.save_pretrained(root / "vae")
 dino.save_pretrained(root / "image_encoder_dinov2")
 RectifiedFlowScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False).save_pretrained(root / "scheduler")
 res["save_s"] = time.perf_counter() - t0
+# BriaRMBG-1.4 (random, fp32 as upstream runs it) in the hub layout of briaai/RMBG-1.4.
+sys.path.insert(0, str(Path(sys.modules["triposg"].__file__).resolve().parent.parent / "scripts"))
+from briarmbg import BriaRMBG  # noqa: E402
+
+rmbg = BriaRMBG().eval()
+(WORK / "RMBG-1.4").mkdir(parents=True, exist_ok=True)
+save_file({k: v.contiguous() for k, v in rmbg.state_dict().items()}, str(WORK / "RMBG-1.4" / "model.safetensors"))
+(WORK / "RMBG-1.4" / "config.json").write_text('{"in_ch": 3, "out_ch": 1}')
 
 # 2. Inputs, shared by both sides.
 g = torch.Generator().manual_seed(1)
@@ -82,6 +90,7 @@ inputs = {
     "vae_latents": torch.randn(1, 2048, 64, generator=g),
     "queries10k": torch.rand(1, 10000, 3, generator=g) * 2 - 1,
     "queries200k": torch.rand(1, 200000, 3, generator=g) * 2 - 1,
+    "rmbg_pixels": torch.rand(1, 3, 1024, 1024, generator=g) - 0.5,
 }
 dino32 = dino.to(dev)
 cond_true = dino32(inputs["pixels"].to(dev)).last_hidden_state
@@ -133,17 +142,24 @@ def upstream(models, dtype):
     return out, times
 
 
-# 3. Upstream fp32 (reference truth) and fp16 (what upstream ships).
+# 3. Upstream fp32 (reference truth) and fp16 (what upstream ships); RMBG only in fp32.
+rmbg = rmbg.to(dev)
+rmbg_truth = rmbg(inputs["rmbg_pixels"].to(dev))[0][0]
+ups_rmbg_ms = timed(lambda: rmbg(inputs["rmbg_pixels"].to(dev)))
+del rmbg
 truth, _ = upstream((dino32, dit.to(dev), vae.to(dev)), torch.float32)
 truth = {k: val.float().cpu() for k, val in truth.items()}
 ups16, ups_times = upstream((dino32.half(), dit.half(), vae.half()), torch.float16)
+truth["rmbg"] = ups16["rmbg"] = rmbg_truth.float().cpu()
+ups_times["rmbg_ms_fp32"] = ups_rmbg_ms
 res["upstream_fp16_ms"] = ups_times
 del dit, vae, dino, dino32
 torch.cuda.empty_cache()
 
 # 4. The port, same weights, same inputs, fp16 on the same card.
 proc = subprocess.run([BIN, "--weights", str(WORK), "bench", "--inputs", str(WORK / "inputs.safetensors"),
-                       "--out", str(WORK / "ours.safetensors"), "--device", "cuda", "--dtype", "f16"],
+                       "--out", str(WORK / "ours.safetensors"), "--device", "cuda", "--dtype", "f16",
+                       "--stages", "dino,dit,denoise,vae,rmbg"],
                       capture_output=True, text=True)
 print(proc.stderr[-4000:])
 proc.check_returncode()

@@ -16,6 +16,8 @@ pub enum Stage {
     Decode,
     /// Iso-surface and cleanup.
     Surface,
+    /// Closed solid in millimetres on the bed, with the printability report.
+    Print,
 }
 
 #[derive(Debug, Clone, PartialEq)]

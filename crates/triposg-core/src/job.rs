@@ -7,11 +7,12 @@ use candle_core::{DType, Device};
 use triposg_image::{
     decode, prepare, DecodeLimits, ImageError, PrepOptions, PreparedImage, Rmbg, Segmenter,
 };
+use triposg_mesh::print::{prepare_for_print, PrintOptions, PrintResult, UpAxis};
 use triposg_mesh::Mesh;
 
 use crate::events::{Cancel, Event, Stage};
 use crate::models::Models;
-use crate::shape::{generate_shape, JobError, ShapeParams};
+use crate::shape::{generate_shape, stage, JobError, ShapeParams};
 
 /// BriaRMBG-1.4, loaded on first use: images with their own transparent cut-out never need it,
 /// so a user without its weights (non-commercial licence) can still work with cut-outs.
@@ -89,4 +90,20 @@ pub fn run_job(
     let pixels = prepared.pixel_tensor(&models.device)?;
     let mesh = generate_shape(models, &pixels, params, cancel, on_event)?;
     Ok(JobOutput { prepared, mesh })
+}
+
+/// Print preparation of a generated mesh as one more stage: generated meshes are Y-up in model
+/// units, whatever `opts.input_up` says.
+pub fn prepare_print(
+    mesh: &Mesh,
+    opts: &PrintOptions,
+    mut on_event: impl FnMut(Event),
+) -> Result<PrintResult, JobError> {
+    let opts = PrintOptions {
+        input_up: UpAxis::Y,
+        ..opts.clone()
+    };
+    stage(Stage::Print, &mut on_event, |_| {
+        Ok(prepare_for_print(mesh, &opts)?)
+    })
 }

@@ -8,6 +8,6 @@ pub mod residency;
 pub mod shape;
 
 pub use events::{Cancel, Event, Stage};
-pub use job::{prepare_image, run_job, JobOutput, LazyRmbg};
+pub use job::{prepare_image, prepare_print, run_job, JobOutput, LazyRmbg};
 pub use models::Models;
 pub use shape::{generate_shape, JobError, ShapeParams};

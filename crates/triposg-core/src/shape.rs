@@ -52,6 +52,8 @@ pub enum JobError {
     Image(#[from] triposg_image::ImageError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    #[error("print preparation failed: {0}")]
+    Print(#[from] triposg_mesh::print::PrintError),
 }
 
 impl ShapeParams {
@@ -80,7 +82,7 @@ impl ShapeParams {
 }
 
 /// Times a stage and brackets it with start/finish events.
-fn stage<T>(
+pub(crate) fn stage<T>(
     s: Stage,
     on_event: &mut impl FnMut(Event),
     f: impl FnOnce(&mut dyn FnMut(Event)) -> Result<T, JobError>,

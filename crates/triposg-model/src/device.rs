@@ -4,8 +4,12 @@ use candle_core::{DType, Device};
 
 use crate::error::{ModelError, Result};
 
-/// `cpu`, `cuda`, `cuda:N`, `metal` or `metal:N`. A build without the matching feature says so.
+/// `auto`, `cpu`, `cuda`, `cuda:N`, `metal` or `metal:N`. A build without the matching feature
+/// says so.
 pub fn select_device(spec: &str) -> Result<Device> {
+    if spec == "auto" {
+        return Ok(auto_device());
+    }
     let (kind, ordinal) = match spec.split_once(':') {
         Some((kind, n)) => {
             let n = n.parse::<usize>().map_err(|_| {
@@ -29,11 +33,27 @@ pub fn select_device(spec: &str) -> Result<Device> {
         })?,
         other => {
             return Err(ModelError::InvalidInput(format!(
-                "unknown device `{other}`: use cpu, cuda, cuda:N or metal"
+                "unknown device `{other}`: use auto, cpu, cuda, cuda:N or metal"
             )))
         }
     };
     Ok(device)
+}
+
+/// The first CUDA card (CUDA build, working driver), else the first Metal device (Metal build),
+/// else the CPU: what a fresh install should use without being told.
+fn auto_device() -> Device {
+    if candle_core::utils::cuda_is_available() {
+        if let Ok(device) = Device::new_cuda(0) {
+            return device;
+        }
+    }
+    if candle_core::utils::metal_is_available() {
+        if let Ok(device) = Device::new_metal(0) {
+            return device;
+        }
+    }
+    Device::Cpu
 }
 
 /// Upstream runs fp16 on GPUs (norms in f32); CPUs have no fast half-precision matmul.

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use triposg_model::checkpoint::Checkpoint;
 use triposg_model::denoise::denoise;
+use triposg_model::rmbg::BriaRmbg;
 use triposg_model::vae::TripoSGVae;
 
 /// Times stages on one device. With `profile` on, each timed stage runs once more inside a CUDA
@@ -59,7 +60,7 @@ fn profiler_range(_: &Device, _: impl FnMut() -> Result<Tensor>) -> Result<()> {
 }
 
 /// Stages `triposg bench` can run; a subset keeps a profiler's trace to the part of interest.
-pub const STAGES: [&str; 4] = ["dino", "dit", "denoise", "vae"];
+pub const STAGES: [&str; 5] = ["dino", "dit", "denoise", "vae", "rmbg"];
 
 type Timings = Vec<(&'static str, f64)>;
 
@@ -137,6 +138,18 @@ pub fn run(
     if wanted("vae") {
         let kv = vae_stage(&vae, &io, &get("vae_latents")?, &timer, &mut timings)?;
         outputs.extend(kv);
+    }
+
+    if wanted("rmbg") {
+        // Upstream runs BriaRMBG in f32 whatever the rest uses; so do we.
+        let rmbg = BriaRmbg::load(&weights.join("RMBG-1.4"), DType::F32, device)?;
+        let pixels = io
+            .get("rmbg_pixels")
+            .context("bench input `rmbg_pixels` missing")?
+            .to_dtype(DType::F32)?;
+        let mask = || Ok(rmbg.forward(&pixels)?.swap_remove(0));
+        outputs.insert("rmbg".into(), mask()?);
+        timings.push(("rmbg_ms_fp32", timer.median_ms(5, mask)?));
     }
 
     let outputs: HashMap<String, Tensor> = outputs

@@ -14,6 +14,7 @@ mod generate;
 mod healthcheck;
 mod prep;
 mod serve;
+mod signals;
 
 #[derive(Parser)]
 #[command(version, about = "Turn a photo into a 3D-printable model")]
@@ -47,12 +48,12 @@ enum Command {
         #[arg(long, env = "TRIPOSG_SKIP_RMBG")]
         skip_rmbg: bool,
     },
-    /// Turn photos into mesh files.
+    /// Turn photos into print files (STL, 3MF, GLB in mm with a report) and raw meshes.
     Generate {
         #[command(flatten)]
         args: generate::GenerateArgs,
-        /// cpu, cuda, cuda:N or metal.
-        #[arg(long, env = "TRIPOSG_DEVICE", default_value = "cuda")]
+        /// auto (first CUDA card, else Metal, else CPU), cpu, cuda, cuda:N or metal.
+        #[arg(long, env = "TRIPOSG_DEVICE", default_value = "auto")]
         device: String,
         /// f32, f16 or bf16; default f16 on GPUs, f32 on CPU.
         #[arg(long, env = "TRIPOSG_DTYPE")]
