@@ -88,6 +88,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/jobs/{id}/files/{name}", get(file))
         .route("/api/prepare", post(crate::prepare::prepare))
         .route("/api/info", get(crate::status::info))
+        .route("/api/weights", get(crate::weights::status))
+        .route("/api/weights/download", post(crate::weights::download))
         .route("/api/openapi.json", get(crate::openapi::document))
         .route("/generate", post(crate::legacy::generate))
         .route("/outputs/{file}", get(crate::legacy::output))

@@ -32,6 +32,8 @@ pub struct Config {
     pub retention: Retention,
     /// `sqlite://...` or `postgres://...`; default: `triposg.db` in the outputs folder.
     pub database_url: Option<String>,
+    /// Hugging Face hub (or mirror) for the weights download; default `HF_ENDPOINT` or the hub.
+    pub hub_endpoint: Option<String>,
 }
 
 /// Finished jobs are deleted, oldest first, once any limit is passed. `None` is no limit.
@@ -60,6 +62,7 @@ impl Config {
             max_image_side: 16_384,
             retention: Retention::default(),
             database_url: None,
+            hub_endpoint: None,
         }
     }
 

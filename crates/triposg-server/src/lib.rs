@@ -17,6 +17,7 @@ pub mod store;
 mod ui;
 mod upload;
 mod view;
+mod weights;
 mod worker;
 
 use std::net::SocketAddr;
@@ -47,6 +48,7 @@ pub struct AppState {
     workers_up: AtomicUsize,
     /// Moving average of finished jobs' durations, for Retry-After.
     avg_job_ms: AtomicI64,
+    weights_download: weights::WeightsDownload,
 }
 
 impl AppState {
@@ -187,6 +189,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         shutdown,
         workers_up: AtomicUsize::new(0),
         avg_job_ms: AtomicI64::new(0),
+        weights_download: Default::default(),
     });
     let workers = state
         .devices
@@ -197,11 +200,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let app = api::router(state.clone());
     let mut stopped = state.shutdown.clone();
     let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
+        // Peer addresses let the weights download refuse other machines when there is no token.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await
     });
     tracing::info!("listening on http://{addr}");
     Ok(RunningServer {

@@ -19,6 +19,8 @@ use utoipa::OpenApi;
         crate::api::file,
         crate::prepare::prepare,
         crate::status::info,
+        crate::weights::status,
+        crate::weights::download,
         crate::status::healthz,
         crate::status::readyz,
         crate::status::metrics,

@@ -9,7 +9,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use triposg_model::checkpoint::{Checkpoint, Component};
 
 use crate::metrics::DeviceLabel;
 use crate::AppState;
@@ -18,25 +17,6 @@ use crate::AppState;
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "ok")))]
 pub async fn healthz() -> &'static str {
     "ok"
-}
-
-/// Why the TripoSG weights cannot be used, if they cannot (names, shapes, dtypes; no loading).
-fn weight_problems(weights: &std::path::Path) -> Vec<String> {
-    let ckpt = Checkpoint::new(weights.join("TripoSG"));
-    let mut problems = Vec::new();
-    for c in Component::ALL {
-        match ckpt.verify(c) {
-            Ok(check) => problems.extend(
-                check
-                    .problems
-                    .iter()
-                    .take(3)
-                    .map(|p| format!("{}: {p}", c.folder())),
-            ),
-            Err(e) => problems.push(format!("{}: {e}", c.folder())),
-        }
-    }
-    problems
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -48,7 +28,7 @@ pub struct Readiness {
 
 async fn readiness(state: &AppState) -> Readiness {
     let weights = state.config.weights.clone();
-    let mut problems = tokio::task::spawn_blocking(move || weight_problems(&weights))
+    let mut problems = tokio::task::spawn_blocking(move || triposg_weights::problems(&weights))
         .await
         .unwrap_or_else(|e| vec![e.to_string()]);
     if !problems.is_empty() {

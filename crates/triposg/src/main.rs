@@ -5,16 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use triposg_model::checkpoint::{Checkpoint, Component};
 use triposg_model::device::{default_dtype, parse_dtype, select_device};
 
 mod bench;
-mod download;
 mod generate;
 mod healthcheck;
 mod prep;
 mod serve;
 mod signals;
+mod weights;
 
 #[derive(Parser)]
 #[command(version, about = "Turn a photo into a 3D-printable model")]
@@ -97,40 +96,6 @@ enum Command {
     },
 }
 
-fn check_weights(weights: &std::path::Path) -> anyhow::Result<bool> {
-    let ckpt = Checkpoint::new(weights.join("TripoSG"));
-    let mut ok = true;
-    for c in Component::ALL {
-        let path = ckpt.weights_path(c);
-        match ckpt.verify(c) {
-            Ok(check) if check.problems.is_empty() => println!(
-                "ok      {:<22} {} tensors, {:.1}M parameters",
-                c.folder(),
-                check.tensors,
-                check.parameters as f64 / 1e6
-            ),
-            Ok(check) => {
-                ok = false;
-                println!("BROKEN  {:<22} {}", c.folder(), path.display());
-                for p in check.problems.iter().take(20) {
-                    println!("        - {p}");
-                }
-                if check.problems.len() > 20 {
-                    println!("        ... and {} more", check.problems.len() - 20);
-                }
-            }
-            Err(e) => {
-                ok = false;
-                println!("BROKEN  {:<22} {e}", c.folder());
-            }
-        }
-    }
-    if !ok {
-        println!("\nFix: run `triposg download` (resumes partial downloads), or copy the VAST-AI/TripoSG folder from the Hugging Face hub to {}", ckpt.root().display());
-    }
-    Ok(ok)
-}
-
 fn bench_command(
     weights: &std::path::Path,
     inputs: &std::path::Path,
@@ -160,9 +125,9 @@ fn device_and_dtype(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::CheckWeights => check_weights(&cli.weights),
+        Command::CheckWeights => weights::check(&cli.weights),
         Command::Download { update, skip_rmbg } => {
-            download::run(&cli.weights, &download::Options { update, skip_rmbg }).map(|()| true)
+            weights::download(&cli.weights, update, skip_rmbg)
         }
         Command::Generate {
             args,

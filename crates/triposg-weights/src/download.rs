@@ -1,4 +1,4 @@
-//! `triposg download`: the hub checkpoints into the weights folder, in the Python app's layout
+//! The hub checkpoints into the weights folder, in the Python app's layout
 //! (`<weights>/TripoSG/...`, `<weights>/RMBG-1.4/...`), so a folder downloaded by the old app is
 //! reused as it is and ours works with it.
 //!
@@ -6,15 +6,18 @@
 //! inside the weights folder so finished files are moved into place without a second copy. We add
 //! what it lacks: the file list with the hub's sizes and sha256 at one resolved commit, checks of
 //! both before a file is put in place, and a lock file pinning that commit for later runs.
+//! What happens is reported as [`Progress`] events: `triposg download` prints them, the web
+//! app shows them as a progress bar.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use hf_hub::api::sync::{ApiBuilder, ApiRepo};
+use hf_hub::api::Progress as HubProgress;
 use hf_hub::{Repo, RepoType};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -94,14 +97,54 @@ struct Lfs {
     size: u64,
 }
 
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Resolve the newest commit instead of the one in the lock file.
     pub update: bool,
     /// Skip BriaRMBG-1.4 (non-commercial licence; users with cut-outs don't need it).
     pub skip_rmbg: bool,
+    /// The hub (or a mirror) to use instead of `HF_ENDPOINT` / huggingface.co.
+    pub endpoint: Option<String>,
 }
 
-pub fn run(weights: &Path, opts: &Options) -> Result<()> {
+/// What a download is doing, as it happens.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Progress {
+    /// A repository resolved to a commit; `bytes` is the total of the files the app needs.
+    Repo {
+        repo: String,
+        commit: String,
+        files: usize,
+        bytes: u64,
+    },
+    /// A file already in place and matching the hub's (`hashed`: verified by hashing now).
+    Present {
+        file: String,
+        bytes: u64,
+        hashed: bool,
+    },
+    /// A file in place that differs from the hub's, about to be downloaded again.
+    Replacing { file: String },
+    /// A transfer begins; `bytes` as the hub lists it.
+    Started { file: String, bytes: Option<u64> },
+    /// `done` of `total` bytes of the current transfer.
+    Bytes { file: String, done: u64, total: u64 },
+    Finished {
+        file: String,
+        bytes: u64,
+        seconds: f64,
+    },
+    /// Offline mode (HF_HUB_OFFLINE) found a repository usable as it is.
+    Offline { message: String },
+}
+
+/// Fetches what is missing or different and pins the commit; `on_progress` hears every step.
+pub fn download(
+    weights: &Path,
+    opts: &Options,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<()> {
     fs::create_dir_all(weights)
         .with_context(|| format!("cannot create the weights folder {}", weights.display()))?;
     let lock_path = weights.join(LOCK_FILE);
@@ -114,16 +157,17 @@ pub fn run(weights: &Path, opts: &Options) -> Result<()> {
         let dest = weights.join(source.folder);
         let pinned = lock.repos.get(source.repo).filter(|_| !opts.update);
         if offline {
-            check_offline(source, &dest, pinned)?;
+            on_progress(Progress::Offline {
+                message: check_offline(source, &dest, pinned)?,
+            });
             continue;
         }
-        let locked = fetch_repo(weights, source, &dest, pinned)?;
+        let locked = fetch_repo(weights, opts, source, &dest, pinned, on_progress)?;
         lock.repos.insert(source.repo.to_string(), locked);
         write_lock(&lock_path, &lock)?;
     }
     // Partial files stay in the cache only while something is unfinished, for resuming.
     let _ = fs::remove_dir_all(weights.join(CACHE_DIR));
-    println!("weights ready in {}", weights.display());
     Ok(())
 }
 
@@ -141,16 +185,16 @@ fn manual_command(source: &Source, dest: &Path) -> String {
     )
 }
 
-/// With HF_HUB_OFFLINE set nothing is fetched: the files must already be complete.
-fn check_offline(source: &Source, dest: &Path, pinned: Option<&LockedRepo>) -> Result<()> {
+/// With HF_HUB_OFFLINE set nothing is fetched: the files must already be complete. Returns
+/// what was found.
+fn check_offline(source: &Source, dest: &Path, pinned: Option<&LockedRepo>) -> Result<String> {
     let Some(pinned) = pinned else {
         if dest.is_dir() {
-            println!(
+            return Ok(format!(
                 "offline: {} present at {} (no lock file: run `triposg check-weights` to validate it)",
                 source.repo,
                 dest.display()
-            );
-            return Ok(());
+            ));
         }
         bail!(
             "HF_HUB_OFFLINE is set and {} is not in {}. Unset HF_HUB_OFFLINE, or download it with {}",
@@ -170,18 +214,18 @@ fn check_offline(source: &Source, dest: &Path, pinned: Option<&LockedRepo>) -> R
             ),
         }
     }
-    println!(
+    Ok(format!(
         "offline: {} complete at commit {}",
         source.repo, pinned.commit
-    );
-    Ok(())
+    ))
 }
 
-fn api(weights: &Path) -> Result<hf_hub::api::sync::Api> {
+fn api(weights: &Path, opts: &Options) -> Result<hf_hub::api::sync::Api> {
     let mut builder = ApiBuilder::from_env()
         .with_cache_dir(weights.join(CACHE_DIR))
         .with_retries(5)
-        .with_progress(std::io::stderr().is_terminal())
+        .with_progress(false)
+        .with_endpoint(endpoint(opts))
         .with_user_agent("triposg", env!("CARGO_PKG_VERSION"));
     if let Some(token) = std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()) {
         builder = builder.with_token(Some(token));
@@ -189,46 +233,46 @@ fn api(weights: &Path) -> Result<hf_hub::api::sync::Api> {
     Ok(builder.build()?)
 }
 
-fn endpoint() -> String {
-    std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into())
+fn endpoint(opts: &Options) -> String {
+    opts.endpoint
+        .clone()
+        .or_else(|| std::env::var("HF_ENDPOINT").ok())
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "https://huggingface.co".into())
 }
 
-fn listing(repo: &ApiRepo, source: &Source, revision: &str) -> Result<Listing> {
+fn listing(repo: &ApiRepo, source: &Source, revision: &str, endpoint: &str) -> Result<Listing> {
     let response = repo.info_request().query("blobs", "true").call();
     let mut response = response.map_err(|e| match e {
         ureq::Error::StatusCode(401 | 403) => anyhow::anyhow!(
-            "{} refused access to {} ({e}): set HF_TOKEN to a token of an account that accepted the model's terms",
-            endpoint(),
+            "{endpoint} refused access to {} ({e}): set HF_TOKEN to a token of an account that accepted the model's terms",
             source.repo
         ),
         ureq::Error::StatusCode(404) => anyhow::anyhow!(
-            "{} has no {} at revision {revision}: if the lock file pins a commit that is gone, run `triposg download --update`",
-            endpoint(),
+            "{endpoint} has no {} at revision {revision}: if the lock file pins a commit that is gone, run `triposg download --update`",
             source.repo
         ),
         e => anyhow::anyhow!(
-            "cannot reach {} to list {} ({e}). Check the network, set HF_ENDPOINT to a mirror, or download by hand: {}",
-            endpoint(),
+            "cannot reach {endpoint} to list {} ({e}). Check the network, set HF_ENDPOINT to a mirror, or download by hand: {}",
             source.repo,
             manual_command(source, Path::new(source.folder))
         ),
     })?;
-    response.body_mut().read_json::<Listing>().with_context(|| {
-        format!(
-            "unexpected answer from {} listing {}",
-            endpoint(),
-            source.repo
-        )
-    })
+    response
+        .body_mut()
+        .read_json::<Listing>()
+        .with_context(|| format!("unexpected answer from {endpoint} listing {}", source.repo))
 }
 
 fn fetch_repo(
     weights: &Path,
+    opts: &Options,
     source: &Source,
     dest: &Path,
     pinned: Option<&LockedRepo>,
+    on_progress: &mut dyn FnMut(Progress),
 ) -> Result<LockedRepo> {
-    let api = api(weights)?;
+    let api = api(weights, opts)?;
     let revision = pinned.map_or("main", |p| p.commit.as_str());
     let listing = listing(
         &api.repo(Repo::with_revision(
@@ -238,6 +282,7 @@ fn fetch_repo(
         )),
         source,
         revision,
+        &endpoint(opts),
     )?;
     // Pin the transfers to the listed commit even when the branch moves meanwhile.
     let repo = api.repo(Repo::with_revision(
@@ -258,11 +303,16 @@ fn fetch_repo(
             listing.sha
         );
     }
-    println!("{} at commit {}", source.repo, listing.sha);
+    on_progress(Progress::Repo {
+        repo: source.repo.into(),
+        commit: listing.sha.clone(),
+        files: wanted.len(),
+        bytes: wanted.iter().filter_map(|s| s.expected_size()).sum(),
+    });
     for sibling in wanted {
         let path = dest.join(&sibling.rfilename);
         let known = pinned.and_then(|p| p.files.get(&sibling.rfilename));
-        let locked = fetch_file(&repo, sibling, &path, known)
+        let locked = fetch_file(&repo, sibling, &path, known, on_progress)
             .with_context(|| format!("{} {}", source.repo, sibling.rfilename))?;
         files.insert(sibling.rfilename.clone(), locked);
     }
@@ -272,14 +322,62 @@ fn fetch_repo(
     })
 }
 
+impl Sibling {
+    fn expected_size(&self) -> Option<u64> {
+        self.lfs.as_ref().map(|l| l.size).or(self.size)
+    }
+}
+
+/// hf-hub's progress calls, as [`Progress::Bytes`] events at most every 1/200 of the file.
+struct ByteEvents<'a> {
+    file: String,
+    done: u64,
+    total: u64,
+    reported: u64,
+    on_progress: &'a mut dyn FnMut(Progress),
+}
+
+impl ByteEvents<'_> {
+    fn report(&mut self) {
+        self.reported = self.done;
+        (self.on_progress)(Progress::Bytes {
+            file: self.file.clone(),
+            done: self.done,
+            total: self.total,
+        });
+    }
+}
+
+impl HubProgress for ByteEvents<'_> {
+    fn init(&mut self, size: usize, _filename: &str) {
+        self.total = size as u64;
+        self.done = 0;
+        self.report();
+    }
+
+    fn update(&mut self, size: usize) {
+        self.done = (self.done + size as u64).min(self.total);
+        if self.done - self.reported >= (self.total / 200).max(1 << 20) {
+            self.report();
+        }
+    }
+
+    fn finish(&mut self) {
+        self.done = self.total;
+        self.report();
+    }
+}
+
 /// Puts one file in place unless an identical one is there already.
 fn fetch_file(
     repo: &ApiRepo,
     sibling: &Sibling,
     path: &Path,
     known: Option<&LockedFile>,
+    on_progress: &mut dyn FnMut(Progress),
 ) -> Result<LockedFile> {
-    let expected_size = sibling.lfs.as_ref().map(|l| l.size).or(sibling.size);
+    let file = sibling.rfilename.clone();
+    let expected_size = sibling.expected_size();
     let expected_sha = sibling.lfs.as_ref().map(|l| l.sha256.as_str());
     if let Ok(meta) = fs::metadata(path) {
         let size_ok = expected_size.is_none_or(|s| s == meta.len());
@@ -288,32 +386,43 @@ fn fetch_file(
         if let Some(known) = known.filter(|k| {
             size_ok && k.size == meta.len() && expected_sha.is_none_or(|s| s == k.sha256)
         }) {
-            println!("  ok          {}", sibling.rfilename);
+            on_progress(Progress::Present {
+                file,
+                bytes: known.size,
+                hashed: false,
+            });
             return Ok(known.clone());
         }
         if size_ok {
             let sha = sha256_file(path)?;
             if expected_sha.is_none_or(|s| s == sha) {
-                println!("  ok (hashed) {}", sibling.rfilename);
+                on_progress(Progress::Present {
+                    file,
+                    bytes: meta.len(),
+                    hashed: true,
+                });
                 return Ok(LockedFile {
                     size: meta.len(),
                     sha256: sha,
                 });
             }
         }
-        println!(
-            "  replacing   {} (differs from the hub's)",
-            sibling.rfilename
-        );
+        on_progress(Progress::Replacing { file: file.clone() });
     }
     let start = Instant::now();
-    println!(
-        "  downloading {}{}",
-        sibling.rfilename,
-        expected_size.map_or(String::new(), |s| format!(" ({})", human_bytes(s)))
-    );
+    on_progress(Progress::Started {
+        file: file.clone(),
+        bytes: expected_size,
+    });
+    let bytes = ByteEvents {
+        file: file.clone(),
+        done: 0,
+        total: 0,
+        reported: 0,
+        on_progress: &mut *on_progress,
+    };
     let cached = repo
-        .download(&sibling.rfilename)
+        .download_with_progress(&file, bytes)
         .context("download failed (run the command again to resume)")?;
     // hf-hub returns a snapshot symlink into its blob store; the blob is what we move.
     let blob = fs::canonicalize(&cached)?;
@@ -332,12 +441,11 @@ fn fetch_file(
     }
     fs::rename(&blob, path).with_context(|| format!("moving into {}", path.display()))?;
     let _ = fs::remove_file(&cached);
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "  done        {} in {secs:.1} s ({}/s)",
-        sibling.rfilename,
-        human_bytes((size as f64 / secs.max(1e-3)) as u64)
-    );
+    on_progress(Progress::Finished {
+        file,
+        bytes: size,
+        seconds: start.elapsed().as_secs_f64(),
+    });
     Ok(LockedFile { size, sha256: sha })
 }
 
@@ -355,7 +463,8 @@ fn sha256_file(path: &Path) -> Result<String> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
-fn human_bytes(n: u64) -> String {
+/// `1.2 GB`: sizes as the messages and the CLI show them.
+pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
     let mut v = n as f64;
     let mut unit = 0;
