@@ -96,16 +96,28 @@ pub fn load(path: &Path) -> Result<Mesh> {
 
 /// Replaces `path` with `bytes` all at once (temporary file in the same folder, fsync, rename).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let temp = tempfile::NamedTempFile::new_in(dir)?;
-    let mut writer = BufWriter::new(temp);
-    writer.write_all(bytes)?;
-    let temp = writer.into_inner().map_err(|e| e.into_error())?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
+    write_all_atomically(&[(path, bytes)])
+}
+
+/// [`write_atomically`] for several files: every file is written and synced to its temporary
+/// first, and only then are they renamed into place, so a failed write (a full disk) replaces
+/// none of them. Temporaries never outlive a failure.
+pub fn write_all_atomically(files: &[(&Path, &[u8])]) -> Result<()> {
+    let mut staged = Vec::with_capacity(files.len());
+    for &(path, bytes) in files {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let mut writer = BufWriter::new(tempfile::NamedTempFile::new_in(dir)?);
+        writer.write_all(bytes)?;
+        let temp = writer.into_inner().map_err(|e| e.into_error())?;
+        temp.as_file().sync_all()?;
+        staged.push((temp, path));
+    }
+    for (temp, path) in staged {
+        temp.persist(path).map_err(|e| e.error)?;
+    }
     Ok(())
 }
 

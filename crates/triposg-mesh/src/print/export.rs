@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::placement::to_y_up_metres;
 use super::PrintResult;
 use crate::io::threemf::{self, Metadata};
-use crate::io::{glb, stl, write_atomically, MeshIoError};
+use crate::io::{glb, stl, write_all_atomically, MeshIoError};
 
 /// Where a model came from, recorded in the 3MF.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,9 +27,9 @@ pub struct OutputFiles {
     pub report: PathBuf,
 }
 
-/// Writes `<dir>/<stem>.{stl,3mf,glb,report.json}`. Every file is encoded before the first
-/// is written, and each is written to a temporary file and renamed, so a failure leaves no
-/// partial file.
+/// Writes `<dir>/<stem>.{stl,3mf,glb,report.json}`. Every file is encoded and written to a
+/// temporary file before the first is renamed into place, so a failure to encode or write
+/// leaves no partial file and replaces none.
 pub fn write_outputs(
     result: &PrintResult,
     dir: &Path,
@@ -53,9 +53,11 @@ pub fn write_outputs(
         (&files.glb, glb::to_bytes(&to_y_up_metres(&result.mesh))?),
         (&files.report, report),
     ];
-    for (path, bytes) in &encoded {
-        write_atomically(path, bytes)?;
-    }
+    let encoded: Vec<(&Path, &[u8])> = encoded
+        .iter()
+        .map(|(path, bytes)| (path.as_path(), bytes.as_slice()))
+        .collect();
+    write_all_atomically(&encoded)?;
     Ok(files)
 }
 

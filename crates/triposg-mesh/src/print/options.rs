@@ -45,8 +45,8 @@ pub enum SolidMode {
     /// Keep the surface; repair it if needed, remesh through voxels only if repair fails.
     Repair,
     /// The old app's "solidify": always remesh through a voxel grid of `pitch_mm` (default
-    /// longest side / 200, at least 0.1 mm, coarser where the surface would pass a million
-    /// faces), then `smoothing` Taubin passes.
+    /// longest side / 200, at least 0.1 mm, coarser where the surface would pass half a
+    /// million faces), then `smoothing` Taubin passes.
     Solidify {
         pitch_mm: Option<f64>,
         smoothing: u32,
@@ -151,7 +151,7 @@ const DEFAULT_REMESH_CELLS: f64 = 200.0;
 const MIN_REMESH_PITCH_MM: f64 = 0.1;
 /// Faces a default remesh may make. Marching cubes gives about three faces per pitch^2 of
 /// surface, so an intricate surface (large area in a small box) gets a coarser pitch.
-const MAX_REMESH_FACES: f64 = 1_000_000.0;
+const MAX_REMESH_FACES: f64 = 500_000.0;
 const FACES_PER_PITCH_SQUARED: f64 = 3.0;
 
 impl PrintOptions {

@@ -22,9 +22,9 @@ const FLAT_VOLUME: f64 = 1e-12;
 /// Above this many shells the nesting test (quadratic) is skipped and all face outward.
 const MAX_NESTING_SHELLS: usize = 64;
 
-/// Triangles kept for printing: at 100 mm, a million faces are about 0.1 mm across, finer than
-/// a nozzle or a resin pixel draws; more only costs time and memory in every later step.
-pub(crate) const MAX_PRINT_FACES: usize = 1_000_000;
+/// Triangles kept for printing: at 100 mm, half a million faces are about 0.2 mm across,
+/// finer than a nozzle draws; more only costs time and memory in every later step.
+pub(crate) const MAX_PRINT_FACES: usize = 500_000;
 
 /// Repairs `mesh` in place; with `check_crossings`, a surface that came out closed is also
 /// tested for faces passing through each other (then `remaining_problem` says so).

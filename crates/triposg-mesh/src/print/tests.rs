@@ -655,3 +655,104 @@ fn printer_fit_reports_and_scales_down() {
     assert!(fit.fits && close(fit.auto_scale.unwrap(), 0.6, 1e-6));
     assert!((r.bbox_mm[2] - 180.0).abs() < 0.01);
 }
+
+#[test]
+fn print_files_are_written_all_or_nothing() {
+    let result = prep(&sphere_mesh(), &PrintOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let meta = PrintMetadata {
+        name: "ball".into(),
+        ..Default::default()
+    };
+    let files = write_outputs(&result, dir.path(), "ball", &meta).unwrap();
+    let paths = [&files.stl, &files.three_mf, &files.glb, &files.report];
+    let before: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let listing = || {
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let written = listing();
+    assert_eq!(written.len(), 4);
+    // A mesh that cannot be encoded (a face past the vertex list): an error, no file replaced
+    // and no temporary file left.
+    let mut broken = result.clone();
+    broken.mesh.faces.push([0, 1, u32::MAX]);
+    assert!(write_outputs(&broken, dir.path(), "ball", &meta).is_err());
+    // A folder that cannot be written: an error, nothing created.
+    let missing = dir.path().join("no/such/folder");
+    let err = write_outputs(&result, &missing, "ball", &meta).unwrap_err();
+    assert!(err.to_string().contains("No such file"), "{err}");
+    assert!(!missing.exists());
+    assert_eq!(listing(), written);
+    for (path, old) in paths.iter().zip(&before) {
+        assert_eq!(&std::fs::read(path).unwrap(), old, "{}", path.display());
+    }
+}
+
+/// A torus of radii 1 and 0.4 as a `u` x `v` grid of quads (periodic both ways, so no poles
+/// and no seams to weld): `2 u v` faces of even size, cheap to make at any count.
+fn grid_torus(u: u32, v: u32) -> Mesh {
+    let (major, minor) = (1.0f64, 0.4f64);
+    let mut vertices = Vec::with_capacity((u * v) as usize);
+    for i in 0..u {
+        let a = 2.0 * PI * i as f64 / u as f64;
+        for j in 0..v {
+            let b = 2.0 * PI * j as f64 / v as f64;
+            let ring = major + minor * b.cos();
+            vertices.push([
+                (ring * a.cos()) as f32,
+                (minor * b.sin()) as f32,
+                (ring * a.sin()) as f32,
+            ]);
+        }
+    }
+    let at = |i: u32, j: u32| (i % u) * v + j % v;
+    let mut faces = Vec::with_capacity(2 * (u * v) as usize);
+    for i in 0..u {
+        for j in 0..v {
+            let (p, q, r, s) = (at(i, j), at(i + 1, j), at(i + 1, j + 1), at(i, j + 1));
+            faces.push([p, r, q]);
+            faces.push([p, s, r]);
+        }
+    }
+    Mesh::new(vertices, faces)
+}
+
+#[test]
+fn five_million_faces_are_decimated_first() {
+    let huge = grid_torus(2500, 1000);
+    assert_eq!(huge.faces.len(), 5_000_000);
+    let exact = 2.0 * PI * PI * 1.0 * 0.4 * 0.4;
+    assert!(
+        close(huge.volume(), exact, 1e-3),
+        "outward: {}",
+        huge.volume()
+    );
+    let result = prep(
+        &huge,
+        &PrintOptions {
+            size: SizeSpec::Keep,
+            ..Default::default()
+        },
+    );
+    let r = &result.report;
+    assert_eq!(r.repairs.decimated_from, Some(huge.faces.len()));
+    assert!(r.faces <= repair::MAX_PRINT_FACES, "{}", r.faces);
+    assert!(
+        r.repairs.remeshed.is_none() && !r.self_intersections.any(),
+        "{r}"
+    );
+    assert!(close(r.volume_cm3 * 1000.0, exact, 1e-3));
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(str::to_owned)
+        });
+    eprintln!("{} faces -> {}; {peak:?}", huge.faces.len(), r.faces);
+}
