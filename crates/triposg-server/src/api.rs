@@ -12,6 +12,7 @@ use axum::{middleware, Extension, Json, Router};
 use futures_util::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::durable;
 use crate::hub::JobEvent;
 use crate::params::{is_plain_file_name, JobParams};
 use crate::retention::remove_job;
@@ -45,6 +46,18 @@ impl ApiError {
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+    /// A failed write: a full disk says so (507), anything else is the server's fault.
+    pub fn storage(what: &str, e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            tracing::error!("could not {what}: {e}");
+            Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "the server's disk is full: try again later (whoever runs it can free space or limit kept results with --keep-mb or --keep-days)",
+            )
+        } else {
+            Self::internal(format!("could not {what}: {e}"))
+        }
     }
     fn not_found() -> Self {
         Self::new(
@@ -96,10 +109,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(crate::status::healthz))
         .route("/readyz", get(crate::status::readyz))
         .route("/metrics", get(crate::status::metrics))
+        .route("/login", get(crate::login::show).post(crate::login::submit))
         .fallback(crate::ui::asset)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(session_layer))
         .layer(middleware::from_fn_with_state(state.clone(), auth_layer))
+        .layer(middleware::from_fn(crate::security::headers_layer))
         .with_state(state)
 }
 
@@ -147,12 +162,14 @@ pub async fn create_job(
     let dir = job_dir(&state.config.outputs, &id);
     let write = async {
         tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::write(dir.join(UPLOAD_FILE), &upload.image).await?;
-        tokio::fs::write(dir.join(THUMBNAIL_FILE), thumbnail).await
+        durable::write_async(dir.join(UPLOAD_FILE), upload.image.to_vec()).await?;
+        durable::write_async(dir.join(THUMBNAIL_FILE), thumbnail).await
     };
-    write
-        .await
-        .map_err(|e| ApiError::internal(format!("could not store the upload: {e}")))?;
+    if let Err(e) = write.await {
+        // Nothing half-stored stays behind.
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        return Err(ApiError::storage("store the upload", e));
+    }
     let job = JobRecord {
         id: id.clone(),
         session: session.0.clone(),

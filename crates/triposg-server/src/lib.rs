@@ -4,13 +4,17 @@
 
 mod api;
 pub mod config;
+mod durable;
 mod hub;
 mod legacy;
+mod login;
 mod metrics;
 mod openapi;
 pub mod params;
 mod prepare;
+mod recovery;
 mod retention;
+mod security;
 mod session;
 mod status;
 pub mod store;
@@ -35,7 +39,7 @@ use triposg_model::device::{default_dtype, parse_dtype, select_device};
 pub use config::Config;
 use hub::Hub;
 use metrics::Metrics;
-use store::{Status, Store};
+use store::Store;
 use worker::DeviceSlot;
 
 pub struct AppState {
@@ -132,28 +136,6 @@ fn device_slots(config: &Config) -> anyhow::Result<Vec<Arc<DeviceSlot>>> {
         .collect()
 }
 
-/// Reopens the store and queues what was waiting when the server last stopped.
-async fn resume(store: &Store, hub: &Hub) -> anyhow::Result<()> {
-    for job in store.unfinished().await? {
-        if job.status == Status::Running {
-            // A graceful stop re-queues running jobs, so this one was running when the process
-            // died: running it again might kill the server again.
-            store
-                .finish(
-                    &job.id,
-                    Status::Failed,
-                    Some("the server stopped unexpectedly while this job ran; submit it again (with fewer steps or a lower octree depth if it ran out of memory)".into()),
-                    None,
-                    0,
-                )
-                .await?;
-        } else {
-            hub.resume(&job.id);
-        }
-    }
-    Ok(())
-}
-
 /// Starts everything and binds the port; returns once it accepts connections.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let jobs_dir = config.outputs.join("jobs");
@@ -164,7 +146,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("opening the job store {}", config.database_url()))?;
     let hub = Hub::new(config.queue_limit);
-    resume(&store, &hub).await?;
+    recovery::recover(&store, &hub, &config.outputs).await?;
     let addr: SocketAddr = tokio::net::lookup_host((config.host.as_str(), config.port))
         .await
         .with_context(|| format!("resolving --host {}", config.host))?

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 use crate::AppState;
@@ -34,6 +34,11 @@ fn cookie(name: &'static str, value: String) -> Cookie<'static> {
         .build()
 }
 
+/// The cookie that carries the access token once a browser has shown it.
+pub fn token_cookie(token: &str) -> Cookie<'static> {
+    cookie(TOKEN_COOKIE, token.to_string())
+}
+
 /// Gives every request a session, creating the cookie on the first visit.
 pub async fn session_layer(mut req: Request, next: Next) -> Response {
     let jar = CookieJar::from_headers(req.headers());
@@ -52,7 +57,7 @@ pub async fn session_layer(mut req: Request, next: Next) -> Response {
 }
 
 /// Compares without stopping at the first difference, so timing does not leak the token.
-fn same_secret(a: &str, b: &str) -> bool {
+pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -66,7 +71,11 @@ pub async fn auth_layer(State(state): State<Arc<AppState>>, req: Request, next: 
     let Some(expected) = state.config.auth_token.as_deref() else {
         return next.run(req).await;
     };
-    if matches!(req.uri().path(), "/healthz" | "/readyz") {
+    // The sign-in page and its stylesheet are all a stranger gets.
+    if matches!(
+        req.uri().path(),
+        "/healthz" | "/readyz" | "/login" | "/style.css"
+    ) {
         return next.run(req).await;
     }
     let jar = CookieJar::from_headers(req.headers());
@@ -87,16 +96,21 @@ pub async fn auth_layer(State(state): State<Arc<AppState>>, req: Request, next: 
     }
     if ok(from_query.as_deref()) {
         let response = next.run(req).await;
-        return (
-            jar.add(cookie(TOKEN_COOKIE, expected.to_string())),
-            response,
-        )
-            .into_response();
+        return (jar.add(token_cookie(expected)), response).into_response();
+    }
+    let page_visit = req.method() == Method::GET
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+    if page_visit {
+        return Redirect::to("/login").into_response();
     }
     (
         StatusCode::UNAUTHORIZED,
         axum::Json(serde_json::json!({
-            "error": "this server needs its access token: open it once as http://HOST:PORT/?token=YOUR_TOKEN, or send the header Authorization: Bearer YOUR_TOKEN"
+            "error": "this server needs its access token: sign in at /login, open it once as http://HOST:PORT/?token=YOUR_TOKEN, or send the header Authorization: Bearer YOUR_TOKEN"
         })),
     )
         .into_response()

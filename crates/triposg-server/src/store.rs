@@ -147,7 +147,56 @@ impl Store {
         sqlx::query("CREATE INDEX IF NOT EXISTS jobs_session ON jobs (session, created_ms)")
             .execute(&pool)
             .await?;
+        // Added after the first release: stores made before it get the column here.
+        if sqlx::query("SELECT interruptions FROM jobs LIMIT 1")
+            .fetch_optional(&pool)
+            .await
+            .is_err()
+        {
+            sqlx::query("ALTER TABLE jobs ADD COLUMN interruptions BIGINT NOT NULL DEFAULT 0")
+                .execute(&pool)
+                .await?;
+        }
         Ok(Self { pool })
+    }
+
+    /// SQLite's own consistency check of the whole file ("ok" when sound); `None` on a server
+    /// database, which checks itself.
+    pub async fn integrity_check(&self) -> Result<Option<String>> {
+        if self.pool.connect_options().database_url.scheme() != "sqlite" {
+            return Ok(None);
+        }
+        let rows = sqlx::query("PRAGMA integrity_check")
+            .fetch_all(&self.pool)
+            .await?;
+        let lines = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Some(lines.join("; ")))
+    }
+
+    /// Counts one more time the server died while the job ran; returns the new count.
+    pub async fn count_interruption(&self, id: &str) -> Result<i64> {
+        sqlx::query("UPDATE jobs SET interruptions = interruptions + 1 WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT interruptions FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("interruptions")?)
+    }
+
+    /// Every job id, for matching the outputs folder against the records.
+    pub async fn ids(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM jobs")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get("id").map_err(StoreError::from))
+            .collect()
     }
 
     pub async fn insert(&self, job: &JobRecord) -> Result<()> {

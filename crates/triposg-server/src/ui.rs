@@ -13,6 +13,14 @@ use rust_embed::RustEmbed;
 #[exclude = "vendor/update.sh"]
 struct Web;
 
+/// Every embedded HTML page, as text.
+pub fn html_pages() -> impl Iterator<Item = String> {
+    Web::iter()
+        .filter(|path| path.ends_with(".html"))
+        .filter_map(|path| Web::get(&path))
+        .map(|file| String::from_utf8_lossy(&file.data).into_owned())
+}
+
 fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next().unwrap_or_default() {
         "html" => "text/html; charset=utf-8",

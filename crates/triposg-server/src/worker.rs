@@ -109,9 +109,13 @@ fn execute(
         let rmbg = slot.rmbg(&state.config.weights);
         prepare_image(&*rmbg, &bytes, &state.decode_limits(), &prep, &mut on_event)?
     };
+    let mut png = Vec::new();
     prepared
         .image
-        .save(dir.join(PREPARED_FILE))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| io("encode the prepared image", &e))?;
+    // Served while the job runs, so never half-written.
+    crate::durable::write(&dir.join(PREPARED_FILE), &png)
         .map_err(|e| io("save the prepared image", &e))?;
     check(&live.cancel)?;
     let models = slot
@@ -271,7 +275,7 @@ async fn record_outcome(
             let record = state.store.get(id).await?.unwrap_or(job);
             let view = JobView::new(&record, None);
             if let Ok(report) = serde_json::to_vec_pretty(&view) {
-                let _ = tokio::fs::write(dir.join(REPORT_FILE), report).await;
+                let _ = crate::durable::write_async(dir.join(REPORT_FILE), report).await;
             }
             state.record_duration(now_ms() - started);
             state.metrics.outcome("done");

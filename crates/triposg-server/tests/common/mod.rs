@@ -72,11 +72,28 @@ impl Browser {
     }
 
     pub async fn upload(&self, path: &str, image: Vec<u8>, fields: &[(&str, &str)]) -> Response {
+        self.upload_image_request(path, image, fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The upload of the cut-out photo, to add headers to before sending.
+    pub fn upload_request(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::RequestBuilder {
+        self.upload_image_request(path, cutout_photo(), fields)
+    }
+
+    fn upload_image_request(
+        &self,
+        path: &str,
+        image: Vec<u8>,
+        fields: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
         let mut form = Form::new().part("image", Part::bytes(image).file_name("photo.png"));
         for (k, v) in fields {
             form = form.text(k.to_string(), v.to_string());
         }
-        self.post(path).multipart(form).send().await.unwrap()
+        self.post(path).multipart(form)
     }
 
     /// Submits a job and returns its id (asserting it was accepted).

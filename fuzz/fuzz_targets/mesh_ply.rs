@@ -1,0 +1,6 @@
+//! The PLY importer: any bytes give a usable mesh or an error, never a panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    triposg_fuzz::check_import(triposg_mesh::io::ply::from_bytes(data));
+});
