@@ -22,7 +22,8 @@ pub struct PrintArgs {
     /// Always rebuild the surface through voxels (the old app's solidify).
     #[arg(long, env = "TRIPOSG_PRINT_SOLIDIFY")]
     pub solidify: bool,
-    /// Voxel pitch of --solidify in mm (default: longest side / 200).
+    /// Voxel pitch of --solidify in mm (default: longest side / 200, at least 0.1 mm, coarser
+    /// where an intricate surface would pass half a million faces).
     #[arg(long, env = "TRIPOSG_PRINT_SOLIDIFY_PITCH")]
     pub solidify_pitch: Option<f64>,
     /// Smoothing passes after --solidify.
