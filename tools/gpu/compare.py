@@ -72,7 +72,7 @@ dino.save_pretrained(root / "image_encoder_dinov2")
 RectifiedFlowScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False).save_pretrained(root / "scheduler")
 res["save_s"] = time.perf_counter() - t0
 # BriaRMBG-1.4 (random, fp32 as upstream runs it) in the hub layout of briaai/RMBG-1.4.
-sys.path.insert(0, str(Path(sys.modules["triposg"].__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(Path(sys.modules[TripoSGDiTModel.__module__].__file__).resolve().parents[3] / "scripts"))
 from briarmbg import BriaRMBG  # noqa: E402
 
 rmbg = BriaRMBG().eval()
