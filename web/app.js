@@ -1,19 +1,22 @@
-// The page: pick a photo, preview the cut-out, submit a job, follow its progress over SSE,
-// show the result in the viewer, and list this browser's past jobs.
+// The page: pick a photo, preview the cut-out, submit a job with its print options, follow its
+// progress over SSE, show the final print mesh (or the raw one) with the report's numbers,
+// list this browser's past jobs, and fetch the model weights when the server has none.
 import { Viewer } from '/viewer.js';
 
 const $ = (id) => document.getElementById(id);
 const viewer = new Viewer($('viewer'));
 let file = null;
 let current = null; // { id, source }
+let shown = null; // { job, candidate }
 const PRESETS = {
   fast: { steps: 25, octree_depth: 8, faces: 100000 },
   standard: { steps: 50, octree_depth: 9, faces: -1 },
   high: { steps: 75, octree_depth: 10, faces: -1 },
 };
-const STAGES = { prepare: 'Preparing the photo', encode: 'Reading the photo', denoise: 'Shaping', decode: 'Computing the surface', surface: 'Building the mesh' };
+const STAGES = { prepare: 'Preparing the photo', encode: 'Reading the photo', denoise: 'Shaping', decode: 'Computing the surface', surface: 'Building the mesh', print: 'Preparing the print' };
 // Rough share of a job's time per stage, to move one progress bar through all of them.
-const WEIGHT = { prepare: [0, 3], encode: [3, 5], denoise: [5, 70], decode: [70, 95], surface: [95, 100] };
+const WEIGHT = { prepare: [0, 3], encode: [3, 5], denoise: [5, 65], decode: [65, 88], surface: [88, 92], print: [92, 100] };
+const PRINT_FIELDS = ['size_mm', 'size_axis', 'printer', 'fit_printer', 'orientation', 'base', 'base_height', 'cut', 'hollow', 'drain_holes', 'solid', 'pitch', 'smoothing', 'technology', 'infill'];
 
 function say(text, error = false) {
   $('message').textContent = text;
@@ -23,6 +26,9 @@ function say(text, error = false) {
 async function errorText(r) {
   try { return (await r.json()).error || r.statusText; } catch { return `${r.status} ${r.statusText}`; }
 }
+
+const mm = (x) => `${x.toFixed(1)}`;
+const size3 = (s) => `${mm(s[0])} × ${mm(s[1])} × ${mm(s[2])} mm`;
 
 async function choose(f) {
   if (!f || !f.type.startsWith('image/')) { say('That is not an image: pick a photo (JPEG, PNG, WebP...).', true); return; }
@@ -34,7 +40,7 @@ async function choose(f) {
   say('');
   const form = new FormData();
   form.append('image', f);
-  form.append('margin', new FormData($('params')).get('margin'));
+  form.append('margin', $('params').margin.value);
   const r = await fetch('/api/prepare', { method: 'POST', body: form });
   if (r.ok) {
     $('cutout').src = URL.createObjectURL(await r.blob());
@@ -65,6 +71,21 @@ for (const b of document.querySelectorAll('[data-preset]')) {
   b.addEventListener('click', () => {
     for (const [k, v] of Object.entries(PRESETS[b.dataset.preset])) $('params')[k].value = v;
   });
+}
+$('params').print.addEventListener('change', (e) => { $('print-options').classList.toggle('off', !e.target.checked); });
+
+// The form as the API reads it: the size's number and axis become one `size` (`height:40`),
+// and without print files none of the print fields is sent.
+function jobForm() {
+  const form = new FormData($('params'));
+  const printing = $('params').print.checked;
+  const axis = form.get('size_axis');
+  const size = form.get('size_mm');
+  for (const f of PRINT_FIELDS) if (f.startsWith('size_') || !printing) form.delete(f);
+  if (printing) form.set('size', axis ? `${axis}:${size}` : size);
+  else form.set('print', 'false');
+  if (form.get('solid') !== 'solidify') form.delete('pitch');
+  return form;
 }
 
 function showProgress(text, percent) {
@@ -108,7 +129,7 @@ function follow(id) {
 
 $('generate-btn').addEventListener('click', async () => {
   if (!file) return;
-  const form = new FormData($('params'));
+  const form = jobForm();
   form.append('image', file);
   say('');
   const r = await fetch('/api/jobs', { method: 'POST', body: form });
@@ -131,47 +152,127 @@ $('cancel-btn').addEventListener('click', async () => {
 });
 
 function showDimensions(d) {
-  $('dimensions').textContent = d ? `${d.x.toFixed(1)} x ${d.y.toFixed(1)} x ${d.z.toFixed(1)} mm (W x D x H)` : '';
+  $('dimensions').textContent = d ? `${mm(d.x)} × ${mm(d.y)} × ${mm(d.z)} mm (W × D × H)` : '';
 }
 
+function filesOf(job, candidate) {
+  return job.files.filter((f) => f.seed === candidate.seed);
+}
+
+function fileLabel(f) {
+  const name = f.format === 'report' ? 'Report' : f.format.toUpperCase();
+  return f.kind === 'raw' ? `${name} (raw)` : name;
+}
+
+// The report's key numbers: size, volume, material, printer fit, warnings.
+function showReport(c) {
+  const el = $('report');
+  el.innerHTML = '';
+  el.hidden = !(c.print || c.print_error);
+  const row = (label, value, cls) => {
+    const dt = document.createElement('dt');
+    dt.textContent = label;
+    const dd = document.createElement('dd');
+    dd.textContent = value;
+    if (cls) dd.className = cls;
+    el.querySelector('dl').append(dt, dd);
+  };
+  el.append(document.createElement('dl'));
+  if (c.print_error) { row('Print files', `not made: ${c.print_error}`, 'bad'); return; }
+  const p = c.print;
+  row('Size', size3(p.size_mm));
+  row('Volume', `${p.volume_cm3.toFixed(1)} cm³`);
+  for (const m of p.materials) {
+    row(m.material, `${m.grams.toFixed(0)} g${m.filament_m ? `, ${m.filament_m.toFixed(1)} m of filament` : ''}`);
+  }
+  if (p.printer) row('Printer', `${p.printer}: ${p.fits_printer ? 'fits' : 'does NOT fit'}`, p.fits_printer ? 'good' : 'bad');
+  row('Solid', p.solid ? 'closed and manifold: ready to slice' : 'not closed: the slicer may guess', p.solid ? 'good' : 'bad');
+  row('Stands', p.stable ? 'stable on the bed' : 'may tip over', p.stable ? 'good' : 'bad');
+  row('Faces', p.faces.toLocaleString());
+  if (p.warnings.length) {
+    const ul = document.createElement('ul');
+    ul.className = 'warnings';
+    for (const w of p.warnings) { const li = document.createElement('li'); li.textContent = w; ul.append(li); }
+    el.append(ul);
+  }
+}
+
+function which() { return $('show-raw').checked ? 'raw' : 'print'; }
+
+// Shows one candidate: its downloads, its report, and in the viewer the final print mesh (or,
+// toggled, the raw mesh scaled to the print's size).
 async function showCandidate(job, candidate) {
-  const glb = candidate.files.find((f) => f.endsWith('.glb'));
+  shown = { job, candidate };
+  const files = filesOf(job, candidate);
   $('downloads').innerHTML = '';
-  for (const name of [...candidate.files, 'report.json']) {
+  for (const f of files) {
     const a = document.createElement('a');
-    a.href = `/api/jobs/${job.id}/files/${name}`;
-    a.download = name;
-    a.textContent = name.endsWith('.json') ? 'Report' : name.split('.').pop().toUpperCase();
+    a.href = f.url;
+    a.download = f.name;
+    a.textContent = fileLabel(f);
+    if (f.kind === 'raw') a.className = 'raw';
     $('downloads').append(a);
   }
-  if (!glb) { say('This job wrote no GLB file, so it cannot be shown; download the files instead.'); return; }
+  showReport(candidate);
+  const printGlb = files.find((f) => f.kind === 'print' && f.format === 'glb');
+  const rawGlb = files.find((f) => f.kind === 'raw' && f.format === 'glb');
+  $('show-print').disabled = !printGlb;
+  $('show-raw').disabled = !rawGlb;
+  if (!printGlb) $('show-raw').checked = true;
+  const f = which() === 'print' ? printGlb : rawGlb;
+  $('preview-size-label').hidden = !!printGlb;
+  if (!f) { say('This job wrote no GLB file, so it cannot be shown; download the files instead.'); return; }
   $('viewer-empty').hidden = true;
   try {
-    showDimensions(await viewer.load(`/api/jobs/${job.id}/files/${glb}`));
-    $('viewer').dataset.loaded = `${job.id}/${glb}`;
+    const sizeMm = candidate.print ? Math.max(...candidate.print.size_mm) : null;
+    showDimensions(await viewer.load(f.url, f.kind === 'print' ? { metres: true } : { sizeMm }));
+    $('viewer').dataset.loaded = f.name;
+    $('viewer').dataset.shown = f.kind;
   } catch (err) {
     say(`The model could not be displayed: ${err.message}`, true);
   }
 }
 
+for (const id of ['show-print', 'show-raw']) $(id).addEventListener('change', () => { if (shown) showCandidate(shown.job, shown.candidate); });
+
+// Several seeds: one card each with its numbers; the chosen one is shown above.
 function show(job) {
   const cands = job.result ? job.result.candidates : [];
   $('candidates').innerHTML = '';
   if (cands.length > 1) {
+    const pick = (card, c) => {
+      for (const o of $('candidates').children) o.classList.remove('active');
+      card.classList.add('active');
+      showCandidate(job, c);
+    };
     cands.forEach((c, i) => {
-      const b = document.createElement('button');
-      b.className = 'secondary';
-      b.textContent = `Seed ${c.seed}: ${c.faces.toLocaleString()} faces`;
-      b.addEventListener('click', () => {
-        for (const o of $('candidates').children) o.classList.remove('active');
-        b.classList.add('active');
-        showCandidate(job, c);
-      });
-      if (i === 0) b.classList.add('active');
-      $('candidates').append(b);
+      const card = document.createElement('button');
+      card.type = 'button';
+      card.className = 'card';
+      const title = document.createElement('b');
+      title.textContent = `Seed ${c.seed}`;
+      const body = document.createElement('span');
+      body.textContent = c.print
+        ? `${size3(c.print.size_mm)} · ${c.print.volume_cm3.toFixed(1)} cm³${c.print.warnings.length ? ` · ${c.print.warnings.length} warning(s)` : ''}`
+        : `${c.faces.toLocaleString()} faces${c.print_error ? ' · no print files' : ''}`;
+      card.append(title, body);
+      card.addEventListener('click', () => pick(card, c));
+      if (i === 0) card.classList.add('active');
+      $('candidates').append(card);
     });
   }
   if (cands.length) showCandidate(job, cands[0]);
+}
+
+function historySummary(job) {
+  const c = job.result && job.result.candidates[0];
+  if (!c) return job.error || '';
+  const n = job.result.candidates.length > 1 ? `${job.result.candidates.length} candidates · ` : '';
+  if (c.print) {
+    const pla = c.print.materials.find((m) => m.material === 'PLA');
+    return `${n}${size3(c.print.size_mm)} · ${c.print.volume_cm3.toFixed(1)} cm³${pla ? ` · ${pla.grams.toFixed(0)} g PLA` : ''}`;
+  }
+  return `${n}${c.faces.toLocaleString()} faces${c.closed ? ', closed' : ''}`;
 }
 
 async function refreshHistory() {
@@ -181,14 +282,12 @@ async function refreshHistory() {
   $('history').innerHTML = '';
   for (const job of jobs) {
     const li = document.createElement('li');
-    const c = job.result && job.result.candidates[0];
     const secs = job.finished_ms && job.started_ms ? `${((job.finished_ms - job.started_ms) / 1000).toFixed(0)} s` : '';
-    const what = c ? `${c.faces.toLocaleString()} faces${c.closed ? ', closed' : ''}` : (job.error || '');
-    li.innerHTML = `<img alt=""><div class="meta"><b></b><span class="status"></span><br><span class="what"></span><br><button type="button" class="secondary">Delete</button></div>`;
+    li.innerHTML = '<img alt=""><div class="meta"><b></b><span class="status"></span><br><span class="what"></span><br><button type="button" class="secondary">Delete</button></div>';
     li.querySelector('img').src = job.input_url;
     li.querySelector('b').textContent = job.input_name;
     li.querySelector('.status').textContent = `${job.status} ${secs} · ${job.params.steps} steps, seed ${job.params.seed}`;
-    li.querySelector('.what').textContent = what;
+    li.querySelector('.what').textContent = historySummary(job);
     li.addEventListener('click', () => {
       if (job.status === 'done') show(job);
       else if (job.status === 'queued' || job.status === 'running') follow(job.id);
@@ -208,14 +307,54 @@ $('wireframe').addEventListener('change', (e) => viewer.setWireframe(e.target.ch
 $('overhangs').addEventListener('change', (e) => viewer.setOverhangs(e.target.checked));
 $('preview-size').addEventListener('change', (e) => showDimensions(viewer.setSize(Number(e.target.value) || 100)));
 
+// Weights missing: say so, and fetch them through the server (`triposg download`'s code).
+function showWeights(w) {
+  const d = w.download;
+  $('weights-banner').hidden = w.ready && d.status !== 'failed';
+  if (w.ready) return;
+  $('weights-text').textContent = `The model weights are not on the server yet (${w.folder}): ${w.problems[0] || 'missing'}.`;
+  const running = d.status === 'running';
+  $('weights-btn').disabled = running;
+  $('weights-bar').hidden = !running;
+  if (running) {
+    const gb = (b) => `${(b / 1e9).toFixed(2)} GB`;
+    const done = d.repo_done + d.file_done;
+    $('weights-fill').style.width = `${d.repo_bytes ? (100 * done) / d.repo_bytes : 0}%`;
+    $('weights-progress').textContent = d.repo ? `${d.repo}: ${gb(done)} of ${gb(d.repo_bytes)}${d.file ? ` (${d.file})` : ''}` : 'Asking the Hugging Face hub...';
+  } else if (d.status === 'failed') {
+    $('weights-progress').textContent = `The download failed: ${d.error}`;
+  }
+}
+
+async function pollWeights() {
+  const r = await fetch('/api/weights');
+  if (!r.ok) return;
+  const w = await r.json();
+  showWeights(w);
+  if (w.download.status === 'running') setTimeout(pollWeights, 1000);
+  else if (w.ready) checkServer();
+}
+
+$('weights-btn').addEventListener('click', async () => {
+  const skip = $('weights-rmbg').checked ? '' : '?skip_rmbg=true';
+  const r = await fetch(`/api/weights/download${skip}`, { method: 'POST' });
+  if (!r.ok && r.status !== 409) { $('weights-progress').textContent = await errorText(r); return; }
+  pollWeights();
+});
+
 async function checkServer() {
   const r = await fetch('/api/info');
   if (!r.ok) { $('banner').hidden = false; $('banner').textContent = await errorText(r); return; }
   const info = await r.json();
-  if (!info.ready) {
-    $('banner').hidden = false;
-    $('banner').textContent = `The server is not ready: ${info.problems.join('; ')}`;
+  const printers = $('params').printer;
+  if (printers.options.length === 1) {
+    for (const p of info.printers) printers.add(new Option(`${p.name} (${p.build_volume_mm.join(' × ')} mm)`, p.id));
   }
+  // Missing weights get their own notice with the download; anything else is said here.
+  $('banner').hidden = info.ready || !info.weights_ready;
+  $('banner').textContent = `The server is not ready: ${info.problems.join('; ')}`;
+  if (!info.weights_ready) pollWeights();
+  else $('weights-banner').hidden = true;
 }
 
 checkServer();

@@ -1,5 +1,6 @@
 // The 3D view: the model standing on a build plate with a millimetre grid, its dimensions,
-// a wireframe toggle and overhang shading. Shows exactly the GLB file the server wrote.
+// a wireframe toggle and overhang shading. Shows exactly the GLB file the server wrote: a print
+// GLB at its true size (metres in the file), a raw one scaled to a given size.
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
@@ -40,8 +41,12 @@ export class Viewer {
     this.camera.updateProjectionMatrix();
   }
 
-  async load(url) {
+  // `metres`: the file is in metres (print files), shown at its true size in mm; otherwise the
+  // largest side is scaled to `sizeMm` (default: the preview size).
+  async load(url, { metres = false, sizeMm = null } = {}) {
     const gltf = await new GLTFLoader().loadAsync(url);
+    this.metres = metres;
+    if (sizeMm) this.sizeMm = sizeMm;
     if (this.model) this.scene.remove(this.model);
     this.model = gltf.scene;
     this.model.traverse((o) => {
@@ -55,22 +60,26 @@ export class Viewer {
     return this.dimensions();
   }
 
-  // Scales the model so its largest side is `sizeMm` millimetres and stands it on the plate.
+  // Scales the model to millimetres and stands it centred on the plate.
   layout() {
     if (!this.model) return;
     this.model.scale.setScalar(1);
     this.model.position.set(0, 0, 0);
     let box = new THREE.Box3().setFromObject(this.model);
     const size = box.getSize(new THREE.Vector3());
-    this.model.scale.setScalar(this.sizeMm / Math.max(size.x, size.y, size.z, 1e-9));
+    this.model.scale.setScalar(this.metres ? 1000 : this.sizeMm / Math.max(size.x, size.y, size.z, 1e-9));
     box = new THREE.Box3().setFromObject(this.model);
     const center = box.getCenter(new THREE.Vector3());
     this.model.position.set(-center.x, -box.min.y, -center.z);
     this.applyShading();
-    this.buildPlate(Math.max(...box.getSize(new THREE.Vector3()).toArray()));
-    const d = this.sizeMm * 1.8;
+    const extent = Math.max(...box.getSize(new THREE.Vector3()).toArray());
+    this.buildPlate(extent);
+    const d = extent * 1.8;
     this.camera.position.set(d * 0.8, d * 0.6, d);
-    this.controls.target.set(0, this.sizeMm / 3, 0);
+    this.camera.near = extent / 100;
+    this.camera.far = extent * 100;
+    this.camera.updateProjectionMatrix();
+    this.controls.target.set(0, extent / 3, 0);
     this.controls.update();
   }
 
@@ -113,5 +122,6 @@ export class Viewer {
 
   setWireframe(on) { this.wireframe = on; if (this.model) this.applyShading(); }
   setOverhangs(on) { this.overhangs = on; if (this.model) this.applyShading(); }
-  setSize(mm) { this.sizeMm = mm; this.layout(); return this.dimensions(); }
+  // Only a raw mesh (model units) can be resized; a print mesh has its size.
+  setSize(mm) { this.sizeMm = mm; if (!this.metres) this.layout(); return this.dimensions(); }
 }

@@ -1,7 +1,10 @@
 // Browser end-to-end test: the real `triposg serve` with the tiny fixture weights on the CPU,
-// driven in Debian's headless Chromium. Drops a photo, sees the cut-out, generates, watches the
-// progress reach 100%, checks that the viewer draws the model, and downloads the STL.
-// Usage: node web/tests/ui.mjs [path/to/triposg]   (screenshot: target/ui-test/finished.png)
+// driven in Debian's headless Chromium. Drops a photo, sees the cut-out, sets print options,
+// generates, watches the progress reach 100%, checks that the viewer draws the final print mesh
+// at the report's size (and toggles to the raw one), downloads the print STL and checks its
+// height, then looks at the page on a phone-sized screen and at a server without weights.
+// Usage: node web/tests/ui.mjs [path/to/triposg]
+// Screenshots: target/ui-test/finished.png, phone.png, no-weights.png
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, mkdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,18 +20,39 @@ const outputs = mkdtempSync(join(tmpdir(), 'triposg-ui-'));
 
 function fail(msg) { throw new Error(msg); }
 
-const server = spawn(bin, ['serve', '--port', '0', '--devices', 'cpu', '--residency', 'keep',
-  '--weights', join(root, 'tests/fixtures/tiny-surface'), '--outputs', outputs], { stdio: ['ignore', 'ignore', 'pipe'] });
+// Z extent of a binary STL, in its units (mm).
+function stlHeight(buf) {
+  const n = buf.readUInt32LE(80);
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < n; i++) {
+    for (let v = 0; v < 3; v++) {
+      const z = buf.readFloatLE(84 + i * 50 + 12 + v * 12 + 8);
+      lo = Math.min(lo, z); hi = Math.max(hi, z);
+    }
+  }
+  return hi - lo;
+}
+
 let log = '';
-const base = await new Promise((ok, no) => {
-  server.stderr.on('data', (d) => {
-    log += d;
-    const m = log.match(/serving on (http:\/\/[^\s]+)/);
-    if (m) ok(m[1]);
+function serve(weights, outputs) {
+  const server = spawn(bin, ['serve', '--port', '0', '--devices', 'cpu', '--residency', 'keep',
+    '--weights', weights, '--outputs', outputs], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let own = '';
+  const base = new Promise((ok, no) => {
+    server.stderr.on('data', (d) => {
+      log += d;
+      own += d;
+      const m = own.match(/serving on (http:\/\/[^\s]+)/);
+      if (m) ok(m[1]);
+    });
+    server.on('exit', (code) => no(new Error(`server exited (${code}):\n${log}`)));
+    setTimeout(() => no(new Error(`server did not start:\n${log}`)), 60_000);
   });
-  server.on('exit', (code) => no(new Error(`server exited (${code}):\n${log}`)));
-  setTimeout(() => no(new Error(`server did not start:\n${log}`)), 60_000);
-});
+  return { server, base };
+}
+const main = serve(join(root, 'tests/fixtures/tiny-surface'), outputs);
+const server = main.server;
+const base = await main.base;
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -49,6 +73,16 @@ try {
   await page.fill('input[name=num_tokens]', '16');
   await page.fill('input[name=octree_depth]', '7');
   await page.fill('input[name=steps]', '3');
+  // Print options: 40 mm high, checked against a printer, on a round base.
+  await page.fill('input[name=size_mm]', '40');
+  await page.selectOption('select[name=size_axis]', 'height');
+  await page.waitForSelector('select[name=printer] option[value="prusa-mk4"]', { state: 'attached' });
+  await page.selectOption('select[name=printer]', 'prusa-mk4');
+  await page.selectOption('select[name=base]', 'round');
+  // The fixture's random weights make a ragged surface: a coarse voxel rebuild keeps the print
+  // stage to seconds and the files small.
+  await page.selectOption('select[name=solid]', 'solidify');
+  await page.fill('input[name=pitch]', '1');
 
   // Drop the photo onto the drop zone, as a user dragging a file would.
   const photo = readFileSync(join(root, 'tests/fixtures/images/qwvfsd_rgba.png')).toString('base64');
@@ -67,9 +101,15 @@ try {
   await page.waitForFunction(() => document.getElementById('progress-text').textContent === 'Done', null, { timeout: 120_000 });
   const width = await page.evaluate(() => document.getElementById('bar-fill').style.width);
   if (width !== '100%') fail(`progress bar at ${width}`);
-  await page.waitForSelector('#viewer[data-loaded]', { timeout: 60_000 });
+  await page.waitForSelector('#viewer[data-shown="print"]', { timeout: 60_000 });
   const dims = await page.textContent('#dimensions');
-  if (!/mm/.test(dims)) fail(`no dimensions shown: "${dims}"`);
+  const report = await page.textContent('#report');
+  // The viewer shows the print mesh at its true size: the report's numbers.
+  const viewH = Number((dims.match(/× ([\d.]+) mm/) || [])[1]);
+  const reportH = Number((report.match(/Size[^×]*×[^×]*× ([\d.]+) mm/) || [])[1]);
+  if (!(viewH > 0) || Math.abs(viewH - reportH) > 0.11) fail(`viewer ${dims} vs report ${report}`);
+  if (!/Original Prusa MK4: fits/.test(report)) fail(`no printer fit in the report: ${report}`);
+  if (!/PLA\d+ g/.test(report)) fail(`no material estimate in the report: ${report}`);
 
   // The WebGL canvas shows more than the background: count pixels of the model's colours.
   await page.waitForTimeout(500);
@@ -94,11 +134,48 @@ try {
   await download.saveAs(stl);
   const size = statSync(stl).size;
   if (size < 84 + 50) fail(`STL download is only ${size} bytes`);
+  const stlH = stlHeight(readFileSync(stl));
+  if (Math.abs(stlH - reportH) > 0.11) fail(`the STL is ${stlH} mm high, the report says ${reportH}`);
+
+  // The raw mesh, and back to the print mesh.
+  await page.check('#show-raw');
+  await page.waitForSelector('#viewer[data-shown="raw"]');
+  await page.check('#show-print');
+  await page.waitForSelector('#viewer[data-shown="print"]');
 
   await page.waitForSelector('#history li');
   await page.screenshot({ path: join(artifacts, 'finished.png'), fullPage: true });
   if (consoleErrors.length) fail(`page errors: ${consoleErrors.join('; ')}`);
-  console.log(`ui test passed: cut-out ${cut[0]}px, ${(drawn * 100).toFixed(1)}% of the viewer drawn, ${dims}, STL ${size} bytes`);
+
+  // A phone: the same session's page at 390 px wide shows the job from the history without
+  // anything wider than the screen.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+    storageState: await context.storageState() });
+  const small = await phone.newPage();
+  small.on('pageerror', (e) => consoleErrors.push(e.message));
+  await small.goto(base);
+  await small.click('#history li');
+  await small.waitForSelector('#viewer[data-shown="print"]', { timeout: 60_000 });
+  const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 0) fail(`the phone page is ${overflow} px wider than the screen`);
+  const box = await small.locator('#generate-btn').boundingBox();
+  if (!box || box.width > 390 || box.height < 40) fail(`generate button on a phone: ${JSON.stringify(box)}`);
+  await small.screenshot({ path: join(artifacts, 'phone.png'), fullPage: true });
+
+  // No weights: the page says so and offers the download.
+  const bare = serve(mkdtempSync(join(tmpdir(), 'triposg-noweights-')), mkdtempSync(join(tmpdir(), 'triposg-ui-')));
+  try {
+    const other = await browser.newPage();
+    await other.goto(await bare.base);
+    await other.waitForSelector('#weights-banner:not([hidden])', { timeout: 30_000 });
+    const text = await other.textContent('#weights-banner');
+    if (!/not on the server yet/.test(text) || !(await other.isEnabled('#weights-btn'))) fail(`weights notice: ${text}`);
+    await other.screenshot({ path: join(artifacts, 'no-weights.png') });
+  } finally {
+    bare.server.kill('SIGTERM');
+  }
+  if (consoleErrors.length) fail(`page errors: ${consoleErrors.join('; ')}`);
+  console.log(`ui test passed: cut-out ${cut[0]}px, ${(drawn * 100).toFixed(1)}% of the viewer drawn, ${dims}, STL ${size} bytes ${stlH.toFixed(2)} mm high, phone width ok`);
 } catch (e) {
   if (page) await page.screenshot({ path: join(artifacts, 'failed.png'), fullPage: true }).catch(() => {});
   console.error(`ui test FAILED: ${e.message}\nserver log:\n${log}`);

@@ -31,6 +31,8 @@ pub async fn generate(
     let upload = read_form(form, "image").await?;
     let mut params = JobParams::from_fields(&upload.fields).map_err(ApiError::bad_request)?;
     params.candidates = 1;
+    // The old app made no print files; its scripts wait for the mesh alone.
+    params.print = None;
     for needed in ["glb", "stl"] {
         if !params.formats.iter().any(|f| f == needed) {
             params.formats.push(needed.into());

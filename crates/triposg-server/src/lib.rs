@@ -5,6 +5,7 @@
 mod api;
 pub mod config;
 mod durable;
+mod gpu;
 mod hub;
 mod legacy;
 mod login;
@@ -12,6 +13,7 @@ mod metrics;
 mod openapi;
 pub mod params;
 mod prepare;
+mod print;
 mod recovery;
 mod retention;
 mod security;

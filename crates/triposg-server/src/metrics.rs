@@ -1,4 +1,5 @@
-//! Prometheus metrics: queue depth, jobs by outcome, stage durations, models resident.
+//! Prometheus metrics: queue depth, jobs by outcome, stage durations, models resident, GPU
+//! memory.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -36,6 +37,8 @@ pub struct Metrics {
     pub job_seconds: Histogram,
     pub models_loaded: Family<DeviceLabel, Gauge>,
     pub rejected_full: Counter,
+    pub gpu_used_bytes: Family<DeviceLabel, Gauge>,
+    pub gpu_total_bytes: Family<DeviceLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -49,6 +52,8 @@ impl Default for Metrics {
         let job_seconds = seconds_histogram();
         let models_loaded = Family::<DeviceLabel, Gauge>::default();
         let rejected_full = Counter::default();
+        let gpu_used_bytes = Family::<DeviceLabel, Gauge>::default();
+        let gpu_total_bytes = Family::<DeviceLabel, Gauge>::default();
         registry.register(
             "queue_depth",
             "Jobs waiting for a worker",
@@ -76,6 +81,17 @@ impl Default for Metrics {
             "Submissions refused because the queue was full",
             rejected_full.clone(),
         );
+        // Absent on CPU devices: there is no GPU memory to report.
+        registry.register(
+            "gpu_memory_used_bytes",
+            "GPU memory in use on a worker's card (all processes)",
+            gpu_used_bytes.clone(),
+        );
+        registry.register(
+            "gpu_memory_total_bytes",
+            "GPU memory of a worker's card",
+            gpu_total_bytes.clone(),
+        );
         Self {
             registry,
             queue_depth,
@@ -85,6 +101,8 @@ impl Default for Metrics {
             job_seconds,
             models_loaded,
             rejected_full,
+            gpu_used_bytes,
+            gpu_total_bytes,
         }
     }
 }

@@ -7,6 +7,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use triposg_core::ShapeParams;
 
+use crate::print::{PrintParams, FIELDS as PRINT_FIELDS};
+
 pub const FORMATS: [&str; 5] = ["glb", "stl", "3mf", "obj", "ply"];
 pub const MAX_CANDIDATES: u64 = 8;
 
@@ -29,8 +31,13 @@ pub struct JobParams {
     pub num_tokens: usize,
     /// Space around the object when framing the photo, as a fraction of its size.
     pub margin: f64,
-    /// Files to write: any of glb, stl, 3mf, obj, ply.
+    /// Files of the raw mesh as the model made it (Y up, model units): any of glb, stl, 3mf,
+    /// obj, ply. Default glb and obj with print preparation, else glb, stl, 3mf and obj.
     pub formats: Vec<String>,
+    /// Print preparation of every candidate (STL, 3MF and GLB of one final mesh in mm, and a
+    /// report); absent with `print=false`. On by default.
+    #[serde(default)]
+    pub print: Option<PrintParams>,
 }
 
 impl Default for JobParams {
@@ -45,10 +52,16 @@ impl Default for JobParams {
             octree_depth: shape.octree_depth,
             num_tokens: shape.num_tokens,
             margin: 0.1,
-            formats: ["glb", "stl", "3mf", "obj"].map(String::from).to_vec(),
+            formats: RAW_WITH_PRINT.map(String::from).to_vec(),
+            print: Some(PrintParams::default()),
         }
     }
 }
+
+/// Raw mesh files by default: with print files, GLB for the viewer's raw view and OBJ for
+/// editing; without them, every format a slicer or editor might want.
+const RAW_WITH_PRINT: [&str; 2] = ["glb", "obj"];
+const RAW_ONLY: [&str; 4] = ["glb", "stl", "3mf", "obj"];
 
 /// Old app's solidify fields: accepted so its scripts keep working, but ignored: our surface is
 /// already closed, and print preparation replaces the voxel remesh.
@@ -65,7 +78,13 @@ impl JobParams {
     /// Reads the form's text fields; absent fields keep their defaults. `faces` (the old app's
     /// name, -1 = keep all) is a synonym of `max_faces`.
     pub fn from_fields(fields: &HashMap<String, String>) -> Result<Self, String> {
-        let mut p = Self::default();
+        let mut p = Self {
+            print: PrintParams::from_fields(fields)?,
+            ..Self::default()
+        };
+        if p.print.is_none() {
+            p.formats = RAW_ONLY.map(String::from).to_vec();
+        }
         for (name, value) in fields {
             match name.as_str() {
                 "steps" => p.steps = number(name, value, "a whole number from 1 to 200")?,
@@ -87,6 +106,7 @@ impl JobParams {
                         .collect()
                 }
                 n if LEGACY_IGNORED.contains(&n) => {}
+                n if n == "print" || PRINT_FIELDS.contains(&n) => {}
                 other => {
                     return Err(format!(
                         "unknown parameter `{other}`: see /api/docs for the accepted ones"
@@ -120,8 +140,11 @@ impl JobParams {
         if !(self.margin.is_finite() && (0.0..=1.0).contains(&self.margin)) {
             return Err(format!("margin must be 0..=1, got {}", self.margin));
         }
-        if self.formats.is_empty() {
-            return Err("formats is empty: ask for at least one of glb, stl, 3mf, obj, ply".into());
+        if self.formats.is_empty() && self.print.is_none() {
+            return Err("formats is empty and print is off: ask for at least one of glb, stl, 3mf, obj, ply, or print files".into());
+        }
+        if let Some(print) = &self.print {
+            print.options()?;
         }
         if let Some(bad) = self.formats.iter().find(|f| !FORMATS.contains(&f.as_str())) {
             return Err(format!(
@@ -151,6 +174,11 @@ impl JobParams {
 /// The mesh file of one candidate in one format, as named inside the job's folder.
 pub fn mesh_file_name(seed: u64, format: &str) -> String {
     format!("seed{seed}.{format}")
+}
+
+/// The stem of one candidate's print files (`<stem>.stl`, `.3mf`, `.glb`, `.report.json`).
+pub fn print_stem(seed: u64) -> String {
+    format!("seed{seed}_print")
 }
 
 /// A file name inside a job folder that a download may ask for: plain names only.

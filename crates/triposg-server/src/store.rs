@@ -65,7 +65,16 @@ pub struct Candidate {
     pub closed: bool,
     /// Bounding box size in model units (x, y, z).
     pub size: [f32; 3],
+    /// The raw mesh's files.
     pub files: Vec<String>,
+    /// The print files: STL, 3MF and GLB of one final mesh in mm, and its report.
+    #[serde(default)]
+    pub print_files: Vec<String>,
+    #[serde(default)]
+    pub print: Option<crate::print::PrintSummary>,
+    /// Why print preparation failed, if it did (the raw files are there all the same).
+    #[serde(default)]
+    pub print_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]

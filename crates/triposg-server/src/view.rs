@@ -11,10 +11,25 @@ pub const THUMBNAIL_FILE: &str = "input.png";
 pub const PREPARED_FILE: &str = "prepared.png";
 pub const REPORT_FILE: &str = "report.json";
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// The final print mesh in mm (STL, 3MF, GLB) and its printability report.
+    Print,
+    /// The mesh as the model made it (Y up, model units).
+    Raw,
+    /// The job's record (parameters, timings, every candidate's numbers).
+    Job,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FileLink {
     pub name: String,
+    /// glb, stl, 3mf, obj, ply, or report.
     pub format: String,
+    pub kind: FileKind,
+    /// The candidate's seed (none for the job's record).
+    pub seed: Option<u64>,
     pub url: String,
 }
 
@@ -36,7 +51,8 @@ pub struct JobView {
     pub input_url: String,
     /// The cut-out on white that the model saw (once prepared).
     pub prepared_url: Option<String>,
-    /// Every mesh file and the report, once done.
+    /// Every file, once done: per candidate its print files then its raw mesh files, and
+    /// last the job's record.
     pub files: Vec<FileLink>,
     pub events_url: String,
 }
@@ -55,19 +71,29 @@ impl JobView {
         let id = &job.id;
         let mut files = Vec::new();
         if let Some(result) = &job.result {
-            for candidate in &result.candidates {
-                for name in &candidate.files {
-                    let format = name.rsplit('.').next().unwrap_or_default().to_string();
+            for c in &result.candidates {
+                let print = c.print_files.iter().map(|n| (n, FileKind::Print));
+                let raw = c.files.iter().map(|n| (n, FileKind::Raw));
+                for (name, kind) in print.chain(raw) {
+                    let format = if name.ends_with(".report.json") {
+                        "report"
+                    } else {
+                        name.rsplit('.').next().unwrap_or_default()
+                    };
                     files.push(FileLink {
                         url: file_url(id, name),
                         name: name.clone(),
-                        format,
+                        format: format.into(),
+                        kind,
+                        seed: Some(c.seed),
                     });
                 }
             }
             files.push(FileLink {
                 name: REPORT_FILE.into(),
                 format: "report".into(),
+                kind: FileKind::Job,
+                seed: None,
                 url: file_url(id, REPORT_FILE),
             });
         }

@@ -11,12 +11,15 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use triposg_core::residency::Resident;
 use triposg_core::{
-    generate_shape, prepare_image, Cancel, Event, JobError, LazyRmbg, Models, Stage,
+    generate_shape, prepare_image, prepare_print, Cancel, Event, JobError, LazyRmbg, Models, Stage,
 };
 use triposg_image::PrepOptions;
+use triposg_mesh::print::{write_outputs, PrintMetadata};
+use triposg_mesh::Mesh;
 
 use crate::hub::{JobEvent, Live};
-use crate::params::mesh_file_name;
+use crate::params::{mesh_file_name, print_stem};
+use crate::print::{PrintParams, PrintSummary};
 use crate::store::{now_ms, Candidate, JobRecord, JobResult, Status};
 use crate::view::{JobView, PREPARED_FILE, REPORT_FILE, UPLOAD_FILE};
 use crate::AppState;
@@ -148,20 +151,76 @@ fn execute(
         }
         *stage_seconds.borrow_mut().entry("save".into()).or_default() +=
             started.elapsed().as_secs_f64();
-        done.push(Candidate {
+        let mut candidate = Candidate {
             seed,
             faces: mesh.faces.len(),
             vertices: mesh.vertices.len(),
             closed: mesh.topology().is_closed_manifold(),
             size: mesh.bbox().map(|b| b.size()).unwrap_or_default(),
             files,
-        });
+            print_files: Vec::new(),
+            print: None,
+            print_error: None,
+        };
+        if let Some(print) = &params.print {
+            match print_files(job, seed, &mesh, print, dir, &mut on_event) {
+                Ok((files, summary)) => {
+                    candidate.print_files = files;
+                    candidate.print = Some(summary);
+                }
+                // The raw mesh is still worth having; the page shows why there is no print.
+                Err(Failure::Failed(e)) => candidate.print_error = Some(e),
+                Err(cancelled) => return Err(cancelled),
+            }
+        }
+        check(&live.cancel)?;
+        done.push(candidate);
         current.set(current.get() + 1);
     }
     Ok(JobResult {
         candidates: done,
         stage_seconds: stage_seconds.into_inner(),
     })
+}
+
+/// Print preparation of one candidate, written as `seed<N>_print.{stl,3mf,glb,report.json}`.
+fn print_files(
+    job: &JobRecord,
+    seed: u64,
+    mesh: &Mesh,
+    print: &PrintParams,
+    dir: &Path,
+    on_event: &mut impl FnMut(Event),
+) -> Result<(Vec<String>, PrintSummary), Failure> {
+    // Checked when the job was submitted; a stored job from an older server may still fail.
+    let opts = print.options().map_err(Failure::Failed)?;
+    let result = prepare_print(mesh, &opts, on_event)?;
+    let stem = print_stem(seed);
+    let meta = PrintMetadata {
+        name: job
+            .input_name
+            .rsplit_once('.')
+            .map_or(job.input_name.as_str(), |(s, _)| s)
+            .to_string(),
+        source_image: Some(job.input_name.clone()),
+        seed: Some(seed),
+        generation: Some(serde_json::json!({
+            "steps": job.params.steps,
+            "guidance": job.params.guidance,
+            "seed": seed,
+            "octree_depth": job.params.octree_depth,
+            "num_tokens": job.params.num_tokens,
+            "max_faces": job.params.max_faces,
+            "margin": job.params.margin,
+        })),
+    };
+    let written = write_outputs(&result, dir, &stem, &meta)
+        .map_err(|e| Failure::Failed(format!("the server could not write the print files: {e}")))?;
+    let files = [written.stl, written.three_mf, written.glb, written.report]
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    Ok((files, PrintSummary::from(&result.report)))
 }
 
 fn check(cancel: &Cancel) -> Result<(), Failure> {

@@ -23,7 +23,11 @@ async fn a_job_runs_to_done_and_stays_in_the_history() {
     let fields: Vec<_> = FAST
         .iter()
         .copied()
-        .chain([("candidates", "2"), ("formats", "glb,stl,3mf")])
+        .chain([
+            ("candidates", "2"),
+            ("formats", "glb,stl,3mf"),
+            ("print", "false"),
+        ])
         .collect();
     let id = me.submit(&fields).await;
     let (names, done) = me.events(&id).await.until_final().await;
@@ -386,6 +390,24 @@ async fn health_readiness_info_docs_and_the_page() {
     let (_, info) = me.json("/api/info").await;
     assert_eq!(info["devices"][0]["name"], "cpu");
     assert_eq!(info["residency"], "keep");
+    // A CPU has no GPU memory to report: none here, and no such series in the metrics.
+    assert!(info["devices"][0]["memory"].is_null(), "{info}");
+    let metrics = me
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("triposg_gpu_memory_used_bytes{"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE triposg_gpu_memory_used_bytes gauge"),
+        "{metrics}"
+    );
     let (_, doc) = me.json("/api/openapi.json").await;
     for path in ["/api/jobs", "/api/jobs/{id}/events", "/generate", "/readyz"] {
         assert!(doc["paths"][path].is_object(), "{path}");
