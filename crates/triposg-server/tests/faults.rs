@@ -260,7 +260,7 @@ async fn clients_vanishing_mid_upload_or_mid_stream_leave_nothing_behind() {
     let (names, done) = me.events(&id).await.until_final().await;
     assert_eq!(names.last().unwrap(), "done", "{done}");
 
-    assert_eq!(job_folders(outputs.path()), [id.clone()]);
+    assert_eq!(job_folders(outputs.path()), std::slice::from_ref(&id));
     assert!(temp_files(outputs.path()).is_empty());
     let (_, list) = me.json("/api/jobs").await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");

@@ -19,8 +19,9 @@ pub struct ServeArgs {
     /// Folder for job files and the job store (triposg.db).
     #[arg(long, env = "TRIPOSG_OUTPUTS", default_value = "outputs")]
     outputs: PathBuf,
-    /// Devices, one worker each on one queue: cuda:0,cuda:1 (or just 0,1), cpu, metal.
-    #[arg(long, env = "TRIPOSG_DEVICES", default_value = "cuda:0")]
+    /// Devices, one worker each on one queue: cuda:0,cuda:1 (or just 0,1), cpu, metal, or auto
+    /// (the first CUDA card, else Metal, else the CPU: a fresh install starts anywhere).
+    #[arg(long, env = "TRIPOSG_DEVICES", default_value = "auto")]
     devices: String,
     /// f32, f16 or bf16; default f16 on GPUs, f32 on CPU.
     #[arg(long, env = "TRIPOSG_DTYPE")]
