@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::signals::stop_signal;
 use anyhow::Result;
 use clap::Args;
 use triposg_core::residency::ResidencyPolicy;
@@ -82,21 +83,6 @@ impl ServeArgs {
         c.database_url = self.database_url.clone();
         Ok(c)
     }
-}
-
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 pub fn run(weights: &Path, args: &ServeArgs) -> Result<bool> {
