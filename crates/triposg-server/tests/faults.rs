@@ -264,13 +264,16 @@ async fn clients_vanishing_mid_upload_or_mid_stream_leave_nothing_behind() {
     assert!(temp_files(outputs.path()).is_empty());
     let (_, list) = me.json("/api/jobs").await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
-    // Closed connections release their handles shortly after.
+    // Closed connections release their handles shortly after. Allowed growth: the job store's
+    // pool fills up during the job (4 SQLite connections x db, -wal, -shm) plus a few keep-alive
+    // sockets of our own client; 100 vanished clients leaking even one handle each exceed it.
+    let allowed = before + 4 * 3 + 4;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while open_files() > before + 8 && Instant::now() < deadline {
+    while open_files() > allowed && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        open_files() <= before + 8,
+        open_files() <= allowed,
         "{} open files, {before} before",
         open_files()
     );
