@@ -344,13 +344,7 @@ impl From<&PrintReport> for PrintSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::params::fields;
 
     #[test]
     fn the_forms_print_fields_become_the_print_modules_options() {
