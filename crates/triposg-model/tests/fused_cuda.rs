@@ -6,8 +6,13 @@
 
 mod common;
 
+use std::collections::HashMap;
+
 use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use common::{golden, rel_l2, tiny_checkpoint};
+use rand::{Rng, SeedableRng};
+use triposg_model::attention::AttentionConfig;
 
 /// fp16 storage between every op through 5 DiT layers: upstream's own fp16 run is ~1e-3 from
 /// its fp32 run at full size; anything structurally wrong (a head mis-addressed, a norm on
@@ -101,4 +106,83 @@ fn fused_attention_handles_chunks_and_odd_key_counts() {
         &vae16.query(&kv16, &points).unwrap(),
         &sdf,
     );
+}
+
+/// Random weights of one attention layer at full size (head dim 128), as a `VarBuilder`.
+fn random_attention(
+    cfg: &AttentionConfig,
+    dtype: DType,
+    dev: &Device,
+) -> triposg_model::attention::Attention {
+    let inner = cfg.heads * cfg.head_dim;
+    let kv_dim = cfg.cross_attention_dim.unwrap_or(cfg.query_dim);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut randn = |shape: &[usize], std: f32| {
+        let normal = rand_distr::Normal::new(0f32, std).unwrap();
+        let n = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| rng.sample(normal)).collect();
+        Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+    };
+    let mut tensors = HashMap::new();
+    for (name, in_dim) in [("to_q", cfg.query_dim), ("to_k", kv_dim), ("to_v", kv_dim)] {
+        let w = randn(&[inner, in_dim], 1.0 / (in_dim as f32).sqrt());
+        tensors.insert(format!("{name}.weight"), w);
+    }
+    let w = randn(&[cfg.query_dim, inner], 1.0 / (inner as f32).sqrt());
+    tensors.insert("to_out.0.weight".into(), w);
+    tensors.insert("to_out.0.bias".into(), randn(&[cfg.query_dim], 0.1));
+    for name in ["norm_q", "norm_k"] {
+        let w = (randn(&[cfg.head_dim], 0.1) + 1.0).unwrap();
+        tensors.insert(format!("{name}.weight"), w);
+    }
+    let vb = VarBuilder::from_tensors(tensors, dtype, dev);
+    triposg_model::attention::Attention::new(cfg, vb).unwrap()
+}
+
+/// The attention shapes of the real checkpoints (head dim 128): the DiT's self-attention over
+/// 2049 tokens and its cross-attention to 257 image tokens, and the VAE's query
+/// cross-attention to 2048 key/values with a ragged number of points; f16 on the GPU's fast
+/// path (the flash kernel on sm_80+, cuBLAS with `TRIPOSG_NO_FLASH`) against f32 on the plain
+/// path. Key and query counts that are not multiples of the kernel's tiles test its edges.
+#[test]
+fn fused_attention_matches_the_plain_path_at_full_size() {
+    let dev = gpu();
+    let cases = [
+        ("DiT self-attention", 2048, None, 16, true, 2, 2049, 0),
+        (
+            "DiT cross-attention",
+            2048,
+            Some(1024),
+            16,
+            false,
+            2,
+            2049,
+            257,
+        ),
+        ("VAE queries", 1024, Some(1024), 8, false, 1, 100_003, 2048),
+        ("short sequences", 1024, Some(1024), 8, false, 1, 5, 3),
+    ];
+    for (what, query_dim, cross, heads, qk_norm, batch, n, m) in cases {
+        let cfg = AttentionConfig {
+            query_dim,
+            cross_attention_dim: cross,
+            heads,
+            head_dim: 128,
+            qk_norm,
+            norm_cross: false,
+            qkv_bias: false,
+        };
+        let xs = Tensor::randn(0f32, 1.0, (batch, n, query_dim), &dev).unwrap();
+        let context = cross.map(|dim| Tensor::randn(0f32, 1.0, (batch, m, dim), &dev).unwrap());
+        let plain = random_attention(&cfg, DType::F32, &dev);
+        let fused = random_attention(&cfg, DType::F16, &dev);
+        let truth = plain.forward(&xs, context.as_ref()).unwrap();
+        let ours = fused
+            .forward(
+                &xs.to_dtype(DType::F16).unwrap(),
+                context.map(|c| c.to_dtype(DType::F16).unwrap()).as_ref(),
+            )
+            .unwrap();
+        check(what, &ours, &truth);
+    }
 }

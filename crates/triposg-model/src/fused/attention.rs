@@ -1,8 +1,11 @@
 //! Attention read directly from packed projection outputs. With the checkpoints' head-first
 //! packing, head `h` of part `p` (q, k or v) of token `t` is the `head_dim` run at
-//! `t * row + (h * parts + p) * head_dim`, so cuBLAS can address every head by strides: the
-//! scores GEMM, an in-place f32 softmax and the output GEMM run per batch item, batched over
-//! heads, writing the `[batch, tokens, heads * head_dim]` layout `to_out` expects.
+//! `t * row + (h * parts + p) * head_dim`, so every head can be addressed by strides, and the
+//! result is written in the `[batch, tokens, heads * head_dim]` layout `to_out` expects.
+//!
+//! On sm_80 and newer a flash-attention kernel (`flash_attention.cu`) does it in one pass with
+//! the scores kept in registers. Older cards (sm_70) run the scores GEMM, an in-place f32
+//! softmax and the output GEMM through cuBLAS, per batch item, batched over heads:
 //!
 //! Keys and values are first gathered per head into buffers padded to a multiple of 8 rows
 //! (zeros): with 2049 keys (the DiT's latents plus its time token) an odd key dimension forces
@@ -19,12 +22,15 @@ use candle_core::cuda_backend::WrapErr;
 use candle_core::{bail, CudaStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use half::f16;
 
-use super::kernel;
+use super::{flash_kernel, has_flash, kernel};
 
 /// Score elements per chunk (f16): 256 MiB.
 const SCORE_BUDGET: usize = 128 << 20;
 /// Longest key sequence the one-pass softmax keeps in shared memory (48 KiB of f32).
 pub const MAX_KEYS: usize = 12_288;
+/// Query rows per block and threads per block of the flash kernel (`BLOCK_M`, `WARPS * 32`).
+const FLASH_ROWS: usize = 64;
+const FLASH_THREADS: u32 = 128;
 
 /// Where q, k and v sit inside the packed projection outputs.
 #[derive(Debug, Clone, Copy)]
@@ -104,17 +110,64 @@ impl CustomOp2 for PackedAttention {
             || b != b_kv
             || q_row != h * p.q_parts * d
             || kv_row != h * p.kv_parts * d
-            || m > MAX_KEYS
             || !d.is_multiple_of(2)
         {
             bail!("fused attention: unexpected input layout {p:?}, q {q_l:?}, kv {kv_l:?}");
         }
         let dev = q.device().clone();
+        let q = q.as_cuda_slice::<f16>()?.slice(q_l.start_offset()..);
+        let kv = kv.as_cuda_slice::<f16>()?.slice(kv_l.start_offset()..);
+        if d.is_multiple_of(16) && d <= 128 && has_flash(&dev)? {
+            // SAFETY: every element is written by the kernel.
+            let out = unsafe { dev.alloc::<f16>(b * n * h * d)? };
+            let kernel = flash_kernel(&dev, &format!("flash_attention_f16_d{d}"))?;
+            let dims = [
+                n,
+                m,
+                q_row,
+                p.q_parts * d,
+                p.q_part * d,
+                kv_row,
+                p.kv_parts * d,
+            ];
+            let [n32, m32, q_row32, q_head, q_off, kv_row32, kv_head] = dims.map(|v| v as u32);
+            let (k_off, v_off) = ((p.k_part * d) as u32, (p.v_part * d) as u32);
+            let scale_log2 = self.scale * std::f32::consts::LOG2_E;
+            let stream = dev.cuda_stream();
+            let mut launch = stream.launch_builder(&kernel);
+            launch
+                .arg(&q)
+                .arg(&kv)
+                .arg(&out)
+                .arg(&n32)
+                .arg(&m32)
+                .arg(&q_row32)
+                .arg(&q_head)
+                .arg(&q_off)
+                .arg(&kv_row32)
+                .arg(&kv_head)
+                .arg(&k_off)
+                .arg(&v_off)
+                .arg(&scale_log2);
+            let cfg = LaunchConfig {
+                grid_dim: (n.div_ceil(FLASH_ROWS) as u32, h as u32, b as u32),
+                block_dim: (FLASH_THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: the kernel reads q ([b, n, q_row]) and kv ([b, m, kv_row]) at the packed
+            // offsets checked above and writes the b * n * h * d outputs.
+            unsafe { launch.launch(cfg) }.w()?;
+            return Ok((
+                CudaStorage::wrap_cuda_slice(out, dev),
+                Shape::from((b, n, h * d)),
+            ));
+        }
+        if m > MAX_KEYS {
+            bail!("fused attention: {m} keys, more than the {MAX_KEYS} this GPU's path supports");
+        }
         let softmax = kernel(&dev, "softmax_rows_f16")?;
         let blas = dev.cublas_handle();
         let stream = dev.cuda_stream();
-        let q = q.as_cuda_slice::<f16>()?.slice(q_l.start_offset()..);
-        let kv = kv.as_cuda_slice::<f16>()?.slice(kv_l.start_offset()..);
         let ld_s = m.next_multiple_of(8);
         let gather = kernel(&dev, "gather_heads_f16")?;
         let padded = |part: usize| -> Result<_> {
