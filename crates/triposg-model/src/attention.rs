@@ -111,13 +111,30 @@ impl Attention {
 
     /// Self-attention when `context` is `None`, else cross-attention over `context`.
     pub fn forward(&self, xs: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
+        self.to_out.forward(&self.attend(xs, context)?)
+    }
+
+    /// `residual + self.forward(xs, context)`, the residual added in the output projection's
+    /// epilogue.
+    pub fn forward_residual(
+        &self,
+        xs: &Tensor,
+        context: Option<&Tensor>,
+        residual: &Tensor,
+    ) -> Result<Tensor> {
+        self.to_out
+            .forward_residual(&self.attend(xs, context)?, residual)
+    }
+
+    /// Attention before the output projection: `[batch, tokens, heads * head_dim]`.
+    fn attend(&self, xs: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
         #[cfg(feature = "cuda")]
         if crate::fused::applies(xs)
             && self.head_dim.is_multiple_of(2)
             && context.map_or(xs.dim(1)?, |c| c.dim(1).unwrap_or(usize::MAX))
                 <= crate::fused::MAX_KEYS
         {
-            return self.forward_fused(xs, context);
+            return self.attend_fused(xs, context);
         }
         let (b, n, _) = xs.dims3()?;
         let (mut q, mut k, v) = match (&self.projections, context) {
@@ -149,10 +166,9 @@ impl Attention {
         if let Some(norm) = &self.norm_k {
             k = norm.forward(&k)?;
         }
-        let out = scaled_dot_product_attention(&q, &k, &v)?
+        scaled_dot_product_attention(&q, &k, &v)?
             .transpose(1, 2)?
-            .reshape((b, n, self.heads * self.head_dim))?;
-        self.to_out.forward(&out)
+            .reshape((b, n, self.heads * self.head_dim))
     }
 }
 
@@ -160,7 +176,7 @@ impl Attention {
 impl Attention {
     /// The same computation on the CUDA f16 path: q/k norms in place on the projection outputs
     /// and attention addressed inside them by strides (see `fused::attention`).
-    fn forward_fused(&self, xs: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
+    fn attend_fused(&self, xs: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
         use crate::fused::{packed_attention, rms_norm_part_inplace, PackedLayout};
         let (heads, head_dim) = (self.heads, self.head_dim);
         let packed = |q_parts, kv_parts, k_part, v_part| PackedLayout {
@@ -200,7 +216,6 @@ impl Attention {
             )?;
         }
         let scale = 1.0 / (head_dim as f64).sqrt();
-        self.to_out
-            .forward(&packed_attention(&q, &kv, layout, scale)?)
+        packed_attention(&q, &kv, layout, scale)
     }
 }

@@ -103,13 +103,13 @@ impl DiTBlock {
             }
         };
         if let Some((norm, attn)) = &self.self_attn {
-            xs = (&xs + attn.forward(&norm.forward(&xs)?, None)?)?;
+            xs = attn.forward_residual(&norm.forward(&xs)?, None, &xs)?;
         }
         if let Some((norm, attn)) = &self.cross_attn {
             let context = context
                 .ok_or_else(|| candle_core::Error::Msg("cross-attention needs a context".into()))?;
-            xs = (&xs + attn.forward(&norm.forward(&xs)?, Some(context))?)?;
+            xs = attn.forward_residual(&norm.forward(&xs)?, Some(context), &xs)?;
         }
-        &xs + self.ff.forward(&self.norm3.forward(&xs)?)?
+        self.ff.forward_residual(&self.norm3.forward(&xs)?, &xs)
     }
 }

@@ -27,6 +27,41 @@ impl Linear {
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
+
+    /// The GEMM output when the CUDA f16 epilogue can finish it in place: its bias has an
+    /// even length (the kernel works on f16 pairs).
+    #[cfg(feature = "cuda")]
+    fn fused_output(&self, xs: &Tensor) -> Result<Option<(Tensor, &Tensor)>> {
+        match &self.bias {
+            Some(bias) if crate::fused::applies(xs) && bias.elem_count().is_multiple_of(2) => {
+                Ok(Some((self.matmul.forward(xs)?, bias)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `residual + self(xs)`: on the CUDA f16 path the bias and the residual are added to the
+    /// GEMM output in one pass.
+    pub fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if let Some((ys, bias)) = self.fused_output(xs)? {
+            if ys.shape() == residual.shape() && residual.is_contiguous() {
+                crate::fused::bias_residual_inplace(&ys, bias, residual)?;
+                return Ok(ys);
+            }
+        }
+        residual + self.forward(xs)?
+    }
+
+    /// `gelu_erf(self(xs))`, one pass over the output on the CUDA f16 path.
+    pub fn forward_gelu(&self, xs: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if let Some((ys, bias)) = self.fused_output(xs)? {
+            crate::fused::bias_gelu_inplace(&ys, bias)?;
+            return Ok(ys);
+        }
+        self.forward(xs)?.gelu_erf()
+    }
 }
 
 impl Module for Linear {
@@ -125,9 +160,17 @@ impl FeedForward {
     }
 }
 
+impl FeedForward {
+    /// `residual + self(xs)`, the residual added in the output GEMM's epilogue.
+    pub fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.out
+            .forward_residual(&self.proj.forward_gelu(xs)?, residual)
+    }
+}
+
 impl Module for FeedForward {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        self.out.forward(&self.proj.forward(xs)?.gelu_erf()?)
+        self.out.forward(&self.proj.forward_gelu(xs)?)
     }
 }
 

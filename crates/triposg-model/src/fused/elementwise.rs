@@ -1,19 +1,78 @@
-//! In-place f16 kernels applied to a fresh GEMM output: bias add, and RMS norm of the q or k
-//! heads inside a packed projection.
+//! In-place f16 kernels applied to a fresh GEMM output: the bias epilogue (plus GELU or a
+//! residual, each one pass instead of two or three), and RMS norm of the q or k heads inside a
+//! packed projection.
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::WrapErr;
-use candle_core::{bail, CpuStorage, CudaStorage, InplaceOp2, Layout, Result, Tensor};
+use candle_core::{bail, CpuStorage, CudaStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
 use half::f16;
 
 use super::kernel;
 
-struct BiasAdd;
+/// What the epilogue kernel does after adding the bias (its `mode` argument).
+#[derive(Debug, Clone, Copy)]
+enum Epilogue {
+    Bias = 0,
+    BiasGelu = 1,
+    BiasResidual = 2,
+}
 
-impl InplaceOp2 for BiasAdd {
+/// Launches `bias_epilogue_f16` on `dst` (a fresh contiguous GEMM output); `residual` has the
+/// shape of `dst` and is read only by [`Epilogue::BiasResidual`].
+fn launch_epilogue(
+    mode: Epilogue,
+    dst: &mut CudaStorage,
+    dst_l: &Layout,
+    bias: &CudaStorage,
+    bias_l: &Layout,
+    residual: Option<(&CudaStorage, &Layout)>,
+) -> Result<()> {
+    let cols = bias_l.shape().elem_count();
+    let n = dst_l.shape().elem_count();
+    if !dst_l.is_contiguous()
+        || !bias_l.is_contiguous()
+        || !cols.is_multiple_of(2)
+        || !n.is_multiple_of(cols)
+        || residual.is_some_and(|(_, l)| !l.is_contiguous() || l.shape() != dst_l.shape())
+    {
+        bail!("fused bias epilogue needs contiguous tensors with an even row length");
+    }
+    let dev = dst.device().clone();
+    let func = kernel(&dev, "bias_epilogue_f16")?;
+    let bias = bias.as_cuda_slice::<f16>()?.slice(bias_l.start_offset()..);
+    let start = dst_l.start_offset();
+    let residual = match residual {
+        Some((r, l)) => Some(r.as_cuda_slice::<f16>()?.slice(l.start_offset()..)),
+        None => None,
+    };
+    let mut x = dst.as_cuda_slice_mut::<f16>()?.slice_mut(start..start + n);
+    let (rows, pairs, mode) = ((n / cols) as u32, (cols / 2) as u32, mode as u32);
+    let cfg = LaunchConfig {
+        grid_dim: (pairs.div_ceil(256), rows.min(65_535), 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let stream = dev.cuda_stream();
+    let mut b = stream.launch_builder(&func);
+    b.arg(&mut x).arg(&bias);
+    // Without a residual the kernel gets the bias pointer, which it never reads as one.
+    match &residual {
+        Some(r) => b.arg(r),
+        None => b.arg(&bias),
+    };
+    b.arg(&rows).arg(&pairs).arg(&mode);
+    // SAFETY: x (and the residual) hold rows * 2 * pairs elements and bias 2 * pairs, as the
+    // kernel reads.
+    unsafe { b.launch(cfg) }.w()?;
+    Ok(())
+}
+
+struct BiasEpilogue(Epilogue);
+
+impl InplaceOp2 for BiasEpilogue {
     fn name(&self) -> &'static str {
-        "fused-bias-add"
+        "fused-bias-epilogue"
     }
 
     fn cpu_fwd(&self, _: &mut CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<()> {
@@ -27,38 +86,62 @@ impl InplaceOp2 for BiasAdd {
         bias: &CudaStorage,
         bias_l: &Layout,
     ) -> Result<()> {
-        let cols = bias_l.shape().elem_count();
-        let n = dst_l.shape().elem_count();
-        if !dst_l.is_contiguous()
-            || !bias_l.is_contiguous()
-            || !cols.is_multiple_of(2)
-            || !n.is_multiple_of(cols)
-        {
-            bail!("fused bias add needs contiguous tensors with an even row length");
-        }
-        let dev = dst.device().clone();
-        let func = kernel(&dev, "bias_add_f16")?;
-        let bias = bias.as_cuda_slice::<f16>()?.slice(bias_l.start_offset()..);
-        let start = dst_l.start_offset();
-        let mut x = dst.as_cuda_slice_mut::<f16>()?.slice_mut(start..start + n);
-        let (rows, pairs) = ((n / cols) as u32, (cols / 2) as u32);
-        let cfg = LaunchConfig {
-            grid_dim: (pairs.div_ceil(256), rows.min(65_535), 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let stream = dev.cuda_stream();
-        let mut b = stream.launch_builder(&func);
-        b.arg(&mut x).arg(&bias).arg(&rows).arg(&pairs);
-        // SAFETY: x has rows * 2 * pairs elements and bias 2 * pairs, as the kernel reads.
-        unsafe { b.launch(cfg) }.w()?;
-        Ok(())
+        launch_epilogue(self.0, dst, dst_l, bias, bias_l, None)
+    }
+}
+
+struct BiasResidual;
+
+impl InplaceOp3 for BiasResidual {
+    fn name(&self) -> &'static str {
+        "fused-bias-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &mut CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<()> {
+        bail!("{} runs on CUDA only", self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        dst: &mut CudaStorage,
+        dst_l: &Layout,
+        bias: &CudaStorage,
+        bias_l: &Layout,
+        residual: &CudaStorage,
+        residual_l: &Layout,
+    ) -> Result<()> {
+        launch_epilogue(
+            Epilogue::BiasResidual,
+            dst,
+            dst_l,
+            bias,
+            bias_l,
+            Some((residual, residual_l)),
+        )
     }
 }
 
 /// `xs[..., c] += bias[c]` in place; `xs` must be a fresh contiguous tensor nobody else holds.
 pub fn bias_add_inplace(xs: &Tensor, bias: &Tensor) -> Result<()> {
-    xs.inplace_op2(bias, &BiasAdd)
+    xs.inplace_op2(bias, &BiasEpilogue(Epilogue::Bias))
+}
+
+/// `xs = gelu_erf(xs + bias)` in place, one pass; `xs` as for [`bias_add_inplace`].
+pub fn bias_gelu_inplace(xs: &Tensor, bias: &Tensor) -> Result<()> {
+    xs.inplace_op2(bias, &BiasEpilogue(Epilogue::BiasGelu))
+}
+
+/// `xs = xs + bias + residual` in place, one pass; `xs` as for [`bias_add_inplace`].
+pub fn bias_residual_inplace(xs: &Tensor, bias: &Tensor, residual: &Tensor) -> Result<()> {
+    xs.inplace_op3(bias, residual, &BiasResidual)
 }
 
 struct RmsNormPart {

@@ -18,9 +18,16 @@ __device__ __forceinline__ half_t f2h(float f) {
   return h;
 }
 
-// x[r, c] += bias[c] for a row-major [rows, 2 * pairs] f16 matrix, two values per thread.
-extern "C" __global__ void bias_add_f16(unsigned int *x, const unsigned int *bias,
-                                        unsigned int rows, unsigned int pairs) {
+__device__ __forceinline__ float gelu_erf(float x) {
+  return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+}
+
+// The epilogue of a GEMM, in place on its fresh f16 output x, a row-major [rows, 2 * pairs]
+// matrix, two values per thread, in f32 with one rounding: x[r, c] + bias[c], then (mode 1) the
+// exact erf GELU, or (mode 2) plus residual[r, c] (same shape as x; ignored otherwise).
+extern "C" __global__ void bias_epilogue_f16(unsigned int *x, const unsigned int *bias,
+                                             const unsigned int *residual, unsigned int rows,
+                                             unsigned int pairs, unsigned int mode) {
   unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= pairs) return;
   unsigned int b = bias[c];
@@ -28,9 +35,16 @@ extern "C" __global__ void bias_add_f16(unsigned int *x, const unsigned int *bia
   for (unsigned int r = blockIdx.y; r < rows; r += gridDim.y) {
     unsigned long long i = (unsigned long long)r * pairs + c;
     unsigned int v = x[i];
-    unsigned int lo = f2h(h2f((half_t)(v & 0xffff)) + b0);
-    unsigned int hi = f2h(h2f((half_t)(v >> 16)) + b1);
-    x[i] = lo | (hi << 16);
+    float lo = h2f((half_t)(v & 0xffff)) + b0, hi = h2f((half_t)(v >> 16)) + b1;
+    if (mode == 1) {
+      lo = gelu_erf(lo);
+      hi = gelu_erf(hi);
+    } else if (mode == 2) {
+      unsigned int rv = residual[i];
+      lo += h2f((half_t)(rv & 0xffff));
+      hi += h2f((half_t)(rv >> 16));
+    }
+    x[i] = (unsigned int)f2h(lo) | ((unsigned int)f2h(hi) << 16);
   }
 }
 

@@ -11,7 +11,9 @@ mod attention;
 mod elementwise;
 
 pub use attention::{packed_attention, PackedLayout, MAX_KEYS};
-pub use elementwise::{bias_add_inplace, rms_norm_part_inplace};
+pub use elementwise::{
+    bias_add_inplace, bias_gelu_inplace, bias_residual_inplace, rms_norm_part_inplace,
+};
 
 use std::sync::OnceLock;
 
