@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use crate::marching_cubes::{cases, corner_offset, edge_origin};
 use crate::mesh::Mesh;
 
@@ -120,6 +122,11 @@ impl SparseGrid {
 
     pub fn indices(&self) -> &[u64] {
         &self.indices
+    }
+
+    /// The values, in the order of [`Self::indices`].
+    pub fn values(&self) -> &[f32] {
+        &self.values
     }
 }
 
@@ -249,17 +256,46 @@ impl<S: Samples> Samples for Closed<'_, S> {
     }
 }
 
+/// Cells per parallel part of an extraction: each part welds its own vertices, and only
+/// vertices on edges that a neighbouring part may also reach go through the final merge.
+const CELLS_PER_PART: usize = 1 << 17;
+
+/// Marching cubes over `cells` (lower corners), in parallel parts of consecutive cells. The
+/// result is the same mesh, vertex for vertex, as one pass over the cells in index order.
 fn extract(
-    samples: &impl Samples,
+    samples: &(impl Samples + Sync),
     g: &GridGeometry,
     cells: impl Iterator<Item = [usize; 3]>,
 ) -> Mesh {
+    let mut cells: Vec<u64> = cells.map(|c| g.index(c)).collect();
+    if !cells.is_sorted() {
+        cells.par_sort_unstable();
+    }
+    let parts: Vec<Part> = cells
+        .par_chunks(CELLS_PER_PART)
+        .map(|chunk| extract_part(samples, g, chunk))
+        .collect();
+    merge_parts(parts, g)
+}
+
+/// The mesh of some consecutive cells, with the grid edge each vertex lies on (`None` for the
+/// centres of polygons, which no other cell shares).
+struct Part {
+    mesh: Mesh,
+    edge_of_vertex: Vec<Option<u64>>,
+    first_cell: u64,
+    last_cell: u64,
+}
+
+fn extract_part(samples: &impl Samples, g: &GridGeometry, cells: &[u64]) -> Part {
     let mut builder = Builder {
         geometry: g,
         mesh: Mesh::default(),
         edge_vertex: HashMap::new(),
+        edge_of_vertex: Vec::new(),
     };
-    for cell in cells {
+    for &index in cells {
+        let cell = g.point(index);
         let mut values = [0f32; 8];
         let complete = (0..8).all(|c| {
             let o = corner_offset(c);
@@ -270,7 +306,42 @@ fn extract(
             builder.add_cell(cell, &values);
         }
     }
-    builder.mesh
+    Part {
+        mesh: builder.mesh,
+        edge_of_vertex: builder.edge_of_vertex,
+        first_cell: cells.first().copied().unwrap_or(0),
+        last_cell: cells.last().copied().unwrap_or(0),
+    }
+}
+
+/// Joins the parts in order, welding the vertices of edges shared across parts. The cells
+/// around an edge whose lower sample is `l` have indices in `l - reach ..= l`; an edge whose
+/// whole range lies inside its part's cell range is used by that part alone.
+fn merge_parts(parts: Vec<Part>, g: &GridGeometry) -> Mesh {
+    let reach = (g.dims[1] * g.dims[2] + g.dims[2]) as u64;
+    let mut shared: HashMap<u64, u32> = HashMap::new();
+    let mut mesh = Mesh::default();
+    for part in parts {
+        let mut remap = Vec::with_capacity(part.mesh.vertices.len());
+        for (&p, edge) in part.mesh.vertices.iter().zip(&part.edge_of_vertex) {
+            let boundary = edge.filter(|&key| {
+                let low = key / 3;
+                low.saturating_sub(reach) < part.first_cell || low > part.last_cell
+            });
+            let next = mesh.vertices.len() as u32;
+            let v = match boundary {
+                Some(key) => *shared.entry(key).or_insert(next),
+                None => next,
+            };
+            if v == next {
+                mesh.vertices.push(p);
+            }
+            remap.push(v);
+        }
+        mesh.faces
+            .extend(part.mesh.faces.iter().map(|f| f.map(|v| remap[v as usize])));
+    }
+    mesh
 }
 
 /// Vertices stay this fraction of an edge away from its samples. Unclamped, a sample whose
@@ -286,6 +357,8 @@ struct Builder<'a> {
     /// Grid edge (linear index of its lower sample * 3 + axis) -> mesh vertex: shared by the
     /// four cells around the edge, which is what makes the mesh welded and closed.
     edge_vertex: HashMap<u64, u32>,
+    /// The inverse, per vertex (`None` for polygon centres), for merging parts.
+    edge_of_vertex: Vec<Option<u64>>,
 }
 
 impl Builder<'_> {
@@ -307,7 +380,7 @@ impl Builder<'_> {
                     *c += self.mesh.vertices[v as usize][a] as f64 / ring.len() as f64;
                 }
             }
-            let c = self.push_vertex(centre.map(|x| x as f32));
+            let c = self.push_vertex(centre.map(|x| x as f32), None);
             for k in 0..ring.len() {
                 self.mesh
                     .faces
@@ -316,8 +389,9 @@ impl Builder<'_> {
         }
     }
 
-    fn push_vertex(&mut self, p: [f32; 3]) -> u32 {
+    fn push_vertex(&mut self, p: [f32; 3], edge: Option<u64>) -> u32 {
         self.mesh.vertices.push(p);
+        self.edge_of_vertex.push(edge);
         (self.mesh.vertices.len() - 1) as u32
     }
 
@@ -335,7 +409,7 @@ impl Builder<'_> {
         let (va, vb) = (values[a] as f64, values[b] as f64);
         let mut p = low.map(|x| x as f64);
         p[axis] += (va / (va - vb)).clamp(EDGE_MARGIN, 1.0 - EDGE_MARGIN);
-        let v = self.push_vertex(self.geometry.position(p));
+        let v = self.push_vertex(self.geometry.position(p), Some(key));
         self.edge_vertex.insert(key, v);
         v
     }

@@ -11,6 +11,8 @@
 //!
 //! Values follow upstream's logits convention: POSITIVE INSIDE, negative outside.
 
+use rayon::prelude::*;
+
 use crate::iso_surface::{extract_sparse, extract_sparse_closed, GridGeometry, SparseGrid};
 use crate::mesh::Mesh;
 
@@ -284,8 +286,10 @@ fn sign(v: f32) -> i8 {
 /// Returns sorted indices.
 fn near_surface(samples: &SparseGrid, geometry: &GridGeometry, closed: bool) -> Vec<u64> {
     samples
-        .iter()
-        .filter(|&(index, v)| {
+        .indices()
+        .par_iter()
+        .zip(samples.values().par_iter())
+        .filter(|&(&index, &v)| {
             if v.abs() < BAND {
                 return true;
             }
@@ -309,28 +313,30 @@ fn near_surface(samples: &SparseGrid, geometry: &GridGeometry, closed: bool) -> 
                 })
             })
         })
-        .map(|(index, _)| index)
+        .map(|(&index, _)| index)
         .collect()
 }
 
 /// All samples within Chebyshev distance `radius` of `points`, clipped to the grid; done one
 /// axis at a time on sorted index lists so the cost follows the band, not the box.
 fn dilate(mut points: Vec<u64>, geometry: &GridGeometry, radius: usize) -> Vec<u64> {
-    points.sort_unstable();
+    points.par_sort_unstable();
     points.dedup();
     for axis in 0..3 {
-        let mut grown = Vec::with_capacity(points.len() * 3);
-        for &i in &points {
-            let p = geometry.point(i);
-            let lo = p[axis].saturating_sub(radius);
-            let hi = (p[axis] + radius).min(geometry.dims[axis] - 1);
-            for x in lo..=hi {
-                let mut q = p;
-                q[axis] = x;
-                grown.push(geometry.index(q));
-            }
-        }
-        grown.sort_unstable();
+        let mut grown: Vec<u64> = points
+            .par_iter()
+            .flat_map_iter(|&i| {
+                let p = geometry.point(i);
+                let lo = p[axis].saturating_sub(radius);
+                let hi = (p[axis] + radius).min(geometry.dims[axis] - 1);
+                (lo..=hi).map(move |x| {
+                    let mut q = p;
+                    q[axis] = x;
+                    geometry.index(q)
+                })
+            })
+            .collect();
+        grown.par_sort_unstable();
         grown.dedup();
         points = grown;
     }
