@@ -76,6 +76,20 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
+// Copies keys j0 .. j0 + BLOCK_N of one part (k or v, rows `row` halves apart from `src`) into a
+// shared-memory tile, asynchronously; keys past m read as zeros.
+template <int D>
+__device__ __forceinline__ void stage_tile(half_t (*tile)[D + PAD], const half_t *src, u32 j0,
+                                           u32 m, u32 row, int tid) {
+  constexpr int CHUNKS = BLOCK_N * D / 8;  // 16-byte pieces
+  for (int c = tid; c < CHUNKS; c += WARPS * 32) {
+    const int r = c / (D / 8), col = (c % (D / 8)) * 8;
+    const u32 key = j0 + r;
+    const u64 at = (u64)(key < m ? key : 0) * row + col;
+    cp_async16(smem_addr(&tile[r][col]), src + at, key < m ? 16 : 0);
+  }
+}
+
 // Grid (ceil(n / BLOCK_M), heads, batch), WARPS * 32 threads. `scale_log2` is the softmax
 // scale times log2(e): scores are kept in base 2 so one ex2 per score does the exponential.
 template <int D>
@@ -120,22 +134,10 @@ __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
   float sum_lo = 0.f, sum_hi = 0.f;          // this thread's share of the row sums
 
   for (u32 j0 = 0; j0 < m; j0 += BLOCK_N) {
-    // Stage the K and V tiles (rows past m read as zeros), V in its own group so S can be
-    // computed while V is still arriving.
-    constexpr int CHUNKS = BLOCK_N * D / 8;
-    for (int c = tid; c < CHUNKS; c += WARPS * 32) {
-      const int r = c / (D / 8), col = (c % (D / 8)) * 8;
-      const u32 key = j0 + r;
-      const u64 at = (u64)(key < m ? key : 0) * kv_row + col;
-      cp_async16(smem_addr(&sk[r][col]), kb + at, key < m ? 16 : 0);
-    }
+    // Stage the K and V tiles, V in its own group so S can be computed while V still arrives.
+    stage_tile<D>(sk, kb, j0, m, kv_row, tid);
     cp_async_commit();
-    for (int c = tid; c < CHUNKS; c += WARPS * 32) {
-      const int r = c / (D / 8), col = (c % (D / 8)) * 8;
-      const u32 key = j0 + r;
-      const u64 at = (u64)(key < m ? key : 0) * kv_row + col;
-      cp_async16(smem_addr(&sv[r][col]), vb + at, key < m ? 16 : 0);
-    }
+    stage_tile<D>(sv, vb, j0, m, kv_row, tid);
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
