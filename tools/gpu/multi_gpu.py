@@ -12,96 +12,40 @@ Exits non-zero if a job fails or the two cards never worked at the same time.
 """
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
-import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serve_client import Server, gpu_memory  # noqa: E402
 
 BIN, IMAGE = sys.argv[1], sys.argv[2]
 JOBS = int(sys.argv[3]) if len(sys.argv) > 3 else 4
 WORK = Path(os.environ.get("WORK", "/tmp/triposg-compare"))
 OUT = Path(os.environ.get("OUT", "."))
-PORT = 5077
-BASE = f"http://127.0.0.1:{PORT}"
-COOKIE = f"triposg_session={uuid.uuid4().hex}"
+FIELDS = {"steps": "50", "octree_depth": "8", "seed": "1", "print": "false"}
 
-outputs = WORK / "multi_gpu_outputs"
-server = subprocess.Popen(
-    [BIN, "serve", "--port", str(PORT), "--devices", "0,1", "--residency", "keep",
-     "--weights", str(WORK), "--outputs", str(outputs)],
-    stderr=open(OUT / "multi_gpu_server.log", "w"))
-
-
-def request(path, data=None, headers=None):
-    req = urllib.request.Request(BASE + path, data=data, headers={"cookie": COOKIE, **(headers or {})})
-    return urllib.request.urlopen(req, timeout=600)
-
-
+server = Server(BIN, 5077, ["--devices", "0,1", "--residency", "keep", "--weights", str(WORK),
+                            "--outputs", str(WORK / "multi_gpu_outputs")], OUT / "multi_gpu_server.log")
 samples = []
 stop = threading.Event()
 
 
 def sample_gpus():
     while not stop.is_set():
-        q = subprocess.run(["nvidia-smi", "--query-gpu=index,memory.used,utilization.gpu",
-                            "--format=csv,noheader,nounits"], capture_output=True, text=True).stdout
-        rows = [[int(x) for x in line.split(",")] for line in q.strip().splitlines()]
-        samples.append({"t": time.time(), "gpus": rows})
+        samples.append({"t": time.time(), "gpus": gpu_memory()})
         time.sleep(0.2)
 
 
-def submit():
-    boundary = uuid.uuid4().hex
-    fields = {"steps": "50", "octree_depth": "8", "seed": "1", "print": "false"}
-    body = b""
-    for k, v in fields.items():
-        body += f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
-    body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.png\"\r\n"
-             "Content-Type: image/png\r\n\r\n").encode() + Path(IMAGE).read_bytes() + b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    r = request("/api/jobs", body, {"content-type": f"multipart/form-data; boundary={boundary}"})
-    return json.loads(r.read())["id"]
-
-
-def follow(job, record):
-    stream = request(f"/api/jobs/{job}/events")
-    name = None
-    for raw in stream:
-        line = raw.decode().strip()
-        if line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:") and name:
-            data = json.loads(line[5:])
-            if name == "started":
-                record["device"] = data.get("device")
-                record["started"] = time.time()
-            if name in ("done", "failed", "cancelled"):
-                record["outcome"] = name
-                record["ended"] = time.time()
-                if name != "done":
-                    record["error"] = data
-                return
-
-
 try:
-    for _ in range(600):
-        try:
-            if request("/readyz").status == 200:
-                break
-        except Exception:
-            pass
-        time.sleep(0.5)
-    else:
-        sys.exit("the server did not become ready in 5 minutes")
+    server.wait_ready()
     sampler = threading.Thread(target=sample_gpus, daemon=True)
     sampler.start()
     t0 = time.time()
-    ids = [submit() for _ in range(JOBS)]
+    ids = [server.submit(IMAGE, FIELDS) for _ in range(JOBS)]
     records = [{"id": i} for i in ids]
-    threads = [threading.Thread(target=follow, args=(i, r)) for i, r in zip(ids, records)]
+    threads = [threading.Thread(target=server.follow, args=(i, r)) for i, r in zip(ids, records)]
     for t in threads:
         t.start()
     for t in threads:
@@ -109,10 +53,9 @@ try:
     wall = time.time() - t0
     stop.set()
     sampler.join()
-    info = json.loads(request("/api/info").read())
+    info = json.loads(server.request("/api/info").read())
 finally:
-    server.terminate()
-    server.wait(timeout=60)
+    server.stop()
 
 for r in records:
     for k in ("started", "ended"):
