@@ -7,7 +7,9 @@ use candle_core::{DType, Device};
 use triposg_image::{
     decode, prepare, DecodeLimits, ImageError, PrepOptions, PreparedImage, Rmbg, Segmenter,
 };
-use triposg_mesh::print::{prepare_for_print, PrintOptions, PrintResult, UpAxis};
+use triposg_mesh::print::{
+    prepare_for_print_cancellable, PrintError, PrintOptions, PrintResult, UpAxis,
+};
 use triposg_mesh::Mesh;
 
 use crate::events::{Cancel, Event, Stage};
@@ -93,10 +95,22 @@ pub fn run_job(
 }
 
 /// Print preparation of a generated mesh as one more stage: generated meshes are Y-up in model
-/// units, whatever `opts.input_up` says.
+/// units, whatever `opts.input_up` says. Runs to the end; [`prepare_print_cancellable`] stops
+/// on request.
 pub fn prepare_print(
     mesh: &Mesh,
     opts: &PrintOptions,
+    on_event: impl FnMut(Event),
+) -> Result<PrintResult, JobError> {
+    prepare_print_cancellable(mesh, opts, &Cancel::new(), on_event)
+}
+
+/// [`prepare_print`] that stops with [`JobError::Cancelled`] soon after `cancel` is set, even
+/// in the middle of the stage.
+pub fn prepare_print_cancellable(
+    mesh: &Mesh,
+    opts: &PrintOptions,
+    cancel: &Cancel,
     mut on_event: impl FnMut(Event),
 ) -> Result<PrintResult, JobError> {
     let opts = PrintOptions {
@@ -104,6 +118,9 @@ pub fn prepare_print(
         ..opts.clone()
     };
     stage(Stage::Print, &mut on_event, |_| {
-        Ok(prepare_for_print(mesh, &opts)?)
+        prepare_for_print_cancellable(mesh, &opts, &|| cancel.is_cancelled()).map_err(|e| match e {
+            PrintError::Cancelled => JobError::Cancelled,
+            e => JobError::Print(e),
+        })
     })
 }

@@ -1,7 +1,7 @@
 //! Removal of what generation leaves behind: floaters (small disconnected parts), degenerate
 //! and duplicate faces, and vertices no face uses.
 
-use std::collections::HashSet;
+use ahash::AHashSet;
 
 use crate::mesh::Mesh;
 
@@ -48,7 +48,7 @@ impl Mesh {
     /// Keeps the first of faces over the same three vertices, whatever their order or winding.
     pub fn remove_duplicate_faces(&mut self) -> usize {
         let before = self.faces.len();
-        let mut seen = HashSet::with_capacity(self.faces.len());
+        let mut seen = AHashSet::with_capacity(self.faces.len());
         self.faces.retain(|f| {
             let mut key = *f;
             key.sort_unstable();

@@ -1,6 +1,6 @@
 //! The triangle mesh shared by every later stage (cleanup, print preparation, exporters).
 
-use std::collections::HashMap;
+use ahash::AHashMap;
 
 /// An indexed triangle mesh. Faces are counter-clockwise seen from outside (right-hand rule
 /// normals point out of the solid), which is what glTF, STL and 3MF expect.
@@ -145,7 +145,7 @@ impl Mesh {
                 p.map(|x| x.to_bits() as i64)
             }
         };
-        let mut buckets: HashMap<[i64; 3], Vec<u32>> = HashMap::new();
+        let mut buckets: AHashMap<[i64; 3], Vec<u32>> = AHashMap::new();
         let mut remap = Vec::with_capacity(self.vertices.len());
         let mut kept: Vec<[f32; 3]> = Vec::new();
         for (&p, &weldable) in self.vertices.iter().zip(selected) {

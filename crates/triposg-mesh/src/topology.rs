@@ -1,6 +1,6 @@
 //! Closedness and manifoldness checks: what a slicer or a boolean op needs from a mesh.
 
-use std::collections::HashMap;
+use rayon::prelude::*;
 
 use crate::mesh::Mesh;
 
@@ -32,21 +32,87 @@ impl Topology {
     }
 }
 
+/// One face's use of an undirected edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EdgeUse {
+    pub face: u32,
+    /// The face walks the edge from its lower to its higher vertex index.
+    pub forward: bool,
+}
+
+/// The faces on every undirected edge, edges in order of (low, high) vertex index and faces
+/// in index order. Built by sorting the three edges of every face: a hash map of per-edge
+/// lists costs an allocation per edge and a hash per corner, several times the time of one
+/// sort of integer keys, and iterates in no fixed order.
+pub(crate) struct EdgeFaces {
+    edges: Vec<(u32, u32)>,
+    /// Edge `i` is used by `uses[starts[i]..starts[i + 1]]`.
+    starts: Vec<u32>,
+    uses: Vec<EdgeUse>,
+}
+
+impl EdgeFaces {
+    pub(crate) fn of(mesh: &Mesh) -> Self {
+        // Key: the edge in the high 64 bits, then face and direction, so one integer sort
+        // groups the edges and keeps each edge's faces in order.
+        let mut keys: Vec<u128> = mesh
+            .faces
+            .par_iter()
+            .enumerate()
+            .flat_map_iter(|(i, f)| {
+                [(f[0], f[1]), (f[1], f[2]), (f[2], f[0])].map(|(a, b)| {
+                    let edge = (u64::from(a.min(b)) << 32) | u64::from(a.max(b));
+                    (u128::from(edge) << 64) | (u128::from(i as u32) << 1) | u128::from(a < b)
+                })
+            })
+            .collect();
+        keys.par_sort_unstable();
+        let mut table = Self {
+            edges: Vec::with_capacity(keys.len() / 2 + 1),
+            starts: Vec::with_capacity(keys.len() / 2 + 2),
+            uses: Vec::with_capacity(keys.len()),
+        };
+        let mut previous = None;
+        for key in keys {
+            let edge = (key >> 64) as u64;
+            if previous != Some(edge) {
+                previous = Some(edge);
+                table.edges.push(((edge >> 32) as u32, edge as u32));
+                table.starts.push(table.uses.len() as u32);
+            }
+            table.uses.push(EdgeUse {
+                face: (key as u64 >> 1) as u32,
+                forward: key & 1 == 1,
+            });
+        }
+        table.starts.push(table.uses.len() as u32);
+        table
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.edges.len()
+    }
+
+    /// Every edge (low, high) with its faces.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = ((u32, u32), &[EdgeUse])> {
+        self.edges
+            .iter()
+            .zip(self.starts.windows(2))
+            .map(|(&e, s)| (e, &self.uses[s[0] as usize..s[1] as usize]))
+    }
+
+    /// The faces on the edge between `a` and `b` (either order); none if no face uses it.
+    pub(crate) fn faces_of(&self, a: u32, b: u32) -> &[EdgeUse] {
+        match self.edges.binary_search(&(a.min(b), a.max(b))) {
+            Ok(i) => &self.uses[self.starts[i] as usize..self.starts[i + 1] as usize],
+            Err(_) => &[],
+        }
+    }
+}
+
 impl Mesh {
     pub fn topology(&self) -> Topology {
-        // Per undirected edge: how often it is walked low->high and high->low.
-        let mut edges: HashMap<(u32, u32), (u32, u32)> =
-            HashMap::with_capacity(self.faces.len() * 2);
-        for f in &self.faces {
-            for (a, b) in [(f[0], f[1]), (f[1], f[2]), (f[2], f[0])] {
-                let entry = edges.entry((a.min(b), a.max(b))).or_default();
-                if a < b {
-                    entry.0 += 1;
-                } else {
-                    entry.1 += 1;
-                }
-            }
-        }
+        let edges = EdgeFaces::of(self);
         let mut topology = Topology {
             boundary_edges: 0,
             non_manifold_edges: 0,
@@ -54,11 +120,11 @@ impl Mesh {
             non_manifold_vertices: 0,
             euler_characteristic: 0,
         };
-        for &(forward, backward) in edges.values() {
-            match forward + backward {
-                1 => topology.boundary_edges += 1,
-                2 if forward != 1 => topology.inconsistent_edges += 1,
-                2 => {}
+        for (_, uses) in edges.iter() {
+            match uses {
+                [_] => topology.boundary_edges += 1,
+                [f, g] if f.forward == g.forward => topology.inconsistent_edges += 1,
+                [_, _] => {}
                 _ => topology.non_manifold_edges += 1,
             }
         }
@@ -81,31 +147,44 @@ impl Mesh {
     /// manifold vertex has exactly one. Walks one cycle per vertex and compares its length
     /// with the vertex's face count.
     fn count_multi_fan_vertices(&self, referenced: &[bool]) -> usize {
-        let mut next: HashMap<(u32, u32), u32> = HashMap::with_capacity(self.faces.len() * 3);
-        let mut start: Vec<Option<u32>> = vec![None; self.vertices.len()];
-        let mut valence = vec![0usize; self.vertices.len()];
+        // Each vertex's link edges as compressed rows, in face order: a link has a handful of
+        // edges, so searching it beats a hash map over all corners.
+        let mut starts = vec![0u32; self.vertices.len() + 1];
+        for &v in self.faces.iter().flatten() {
+            starts[v as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut fill = starts.clone();
+        let mut links = vec![(0u32, 0u32); self.faces.len() * 3];
         for f in &self.faces {
             for i in 0..3 {
-                let (v, a, b) = (f[i], f[(i + 1) % 3], f[(i + 2) % 3]);
-                next.insert((v, a), b);
-                start[v as usize].get_or_insert(a);
-                valence[v as usize] += 1;
+                let v = f[i] as usize;
+                links[fill[v] as usize] = (f[(i + 1) % 3], f[(i + 2) % 3]);
+                fill[v] += 1;
             }
         }
         (0..self.vertices.len())
+            .into_par_iter()
             .filter(|&v| referenced[v])
             .filter(|&v| {
-                let first = start[v].expect("referenced vertex has a face");
+                let link = &links[starts[v] as usize..starts[v + 1] as usize];
+                let first = link[0].0;
                 let mut current = first;
                 let mut steps = 0;
                 loop {
-                    current = next[&(v as u32, current)];
+                    current = link
+                        .iter()
+                        .find(|e| e.0 == current)
+                        .expect("a closed consistent surface continues every link")
+                        .1;
                     steps += 1;
-                    if current == first || steps > valence[v] {
+                    if current == first || steps > link.len() {
                         break;
                     }
                 }
-                steps != valence[v]
+                steps != link.len()
             })
             .count()
     }

@@ -9,8 +9,8 @@ use candle_core::{DType, Device};
 use clap::Args;
 use serde::Serialize;
 use triposg_core::{
-    generate_shape, prepare_image, prepare_print, Cancel, Event, LazyRmbg, Models, ShapeParams,
-    Stage,
+    generate_shape, prepare_image, prepare_print_cancellable, Cancel, Event, LazyRmbg, Models,
+    ShapeParams, Stage,
 };
 use triposg_image::{DecodeLimits, PrepOptions, PreparedImage};
 use triposg_mesh::print::{self, PrintMetadata, PrintOptions, UpAxis};
@@ -217,7 +217,7 @@ impl Run<'_> {
             };
             if let Some(opts) = &self.print {
                 let print_start = Instant::now();
-                let result = prepare_print(&mesh, opts, &mut on_event)?;
+                let result = prepare_print_cancellable(&mesh, opts, &self.cancel, &mut on_event)?;
                 let meta = PrintMetadata {
                     name: stem.to_string(),
                     source_image: Some(name.to_string()),

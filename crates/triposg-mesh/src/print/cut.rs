@@ -1,7 +1,7 @@
 //! Flat-bottom cut: clip the solid at a horizontal plane, keep the part above, and close the
 //! opening with a flat cap (or hand it to the base, which fuses into it).
 
-use std::collections::HashMap;
+use ahash::AHashMap;
 
 use super::repair::{boundary_loops, diagonal};
 use super::PrintError;
@@ -23,7 +23,7 @@ pub(crate) fn cut_open(mesh: &mut Mesh, z: f64) -> Result<Section, PrintError> {
         )));
     }
     let above: Vec<bool> = mesh.vertices.iter().map(|v| v[2] as f64 > z).collect();
-    let mut crossing: HashMap<(u32, u32), u32> = HashMap::new();
+    let mut crossing: AHashMap<(u32, u32), u32> = AHashMap::new();
     let mut faces = Vec::with_capacity(mesh.faces.len());
     for f in std::mem::take(&mut mesh.faces) {
         let up = f.map(|v| above[v as usize]);
@@ -67,7 +67,7 @@ fn off_vertices(mesh: &Mesh, z: f64) -> f64 {
 
 fn crossing_vertex(
     mesh: &mut Mesh,
-    crossing: &mut HashMap<(u32, u32), u32>,
+    crossing: &mut AHashMap<(u32, u32), u32>,
     u: u32,
     v: u32,
     z: f64,

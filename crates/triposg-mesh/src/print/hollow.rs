@@ -7,7 +7,7 @@ use super::options::{DrainHoles, HollowSpec};
 use super::placement::size;
 use super::report::HollowReport;
 use super::sdf::signed_distance;
-use super::PrintError;
+use super::{PrintError, Stop};
 use crate::iso_surface::{extract_dense, DenseGrid};
 use crate::mesh::Mesh;
 use crate::DEFAULT_MIN_COMPONENT_FRACTION;
@@ -20,11 +20,12 @@ pub(crate) fn hollow(
     mesh: &mut Mesh,
     spec: &HollowSpec,
     warnings: &mut Vec<String>,
+    stop: Stop,
 ) -> Result<HollowReport, PrintError> {
     let wall = spec.wall_mm;
     let longest = size(mesh).iter().fold(0f64, |m, &s| m.max(s));
     let pitch = (wall / SAMPLES_PER_WALL).max(longest / MAX_CELLS);
-    let mut field = signed_distance(mesh, pitch, wall + 3.0 * pitch)?;
+    let mut field = signed_distance(mesh, pitch, wall + 3.0 * pitch, stop)?;
     let outer_volume = mesh.volume();
     let mut report = HollowReport {
         wall_mm: wall,

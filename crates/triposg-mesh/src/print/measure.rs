@@ -1,5 +1,7 @@
 //! Measures of a placed solid that the report needs beyond area and volume.
 
+use rayon::prelude::*;
+
 use super::raycast::RayGrid;
 use super::report::Stability;
 use crate::mesh::{norm, Mesh};
@@ -21,6 +23,7 @@ pub(crate) fn wall_thickness(mesh: &Mesh) -> Vec<(f64, f64)> {
     let grid = RayGrid::new(mesh);
     let stride = mesh.faces.len().div_ceil(THICKNESS_SAMPLES).max(1);
     (0..mesh.faces.len())
+        .into_par_iter()
         .step_by(stride)
         .filter_map(|i| {
             let f = mesh.faces[i];

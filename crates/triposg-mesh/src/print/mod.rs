@@ -59,21 +59,59 @@ pub enum PrintError {
     NotSolid(String),
     #[error("{0}")]
     TooLarge(String),
+    #[error("cancelled")]
+    Cancelled,
 }
+
+/// The caller's wish to stop, asked between the steps of print preparation and inside its
+/// long loops (per face), so that a cancelled job lets go of the cores within a fraction of
+/// a second instead of at the end of the stage.
+#[derive(Clone, Copy)]
+pub(crate) struct Stop<'a>(&'a (dyn Fn() -> bool + Sync));
+
+impl Stop<'_> {
+    pub(crate) fn requested(self) -> bool {
+        (self.0)()
+    }
+
+    pub(crate) fn check(self) -> Result<(), PrintError> {
+        if self.requested() {
+            Err(PrintError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) const NEVER: Stop<'static> = Stop(&|| false);
 
 /// Turns `mesh` into a printable solid as `opts` asks.
 pub fn prepare_for_print(mesh: &Mesh, opts: &PrintOptions) -> Result<PrintResult, PrintError> {
+    prepare_for_print_cancellable(mesh, opts, &|| false)
+}
+
+/// [`prepare_for_print`] that gives up with [`PrintError::Cancelled`] soon after
+/// `is_cancelled` (asked from several threads) says so.
+pub fn prepare_for_print_cancellable(
+    mesh: &Mesh,
+    opts: &PrintOptions,
+    is_cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<PrintResult, PrintError> {
+    let stop = Stop(is_cancelled);
     opts.validate()?;
     check_input(mesh)?;
+    stop.check()?;
     let mut warnings = Vec::new();
     let mut work = placement::to_z_up(mesh, opts.input_up);
-    let mut repairs = repair::repair(&mut work, opts.solid == SolidMode::Repair);
+    let mut repairs = repair::repair(&mut work, opts.solid == SolidMode::Repair, stop)?;
     if work.faces.is_empty() {
         return Err(PrintError::NotSolid(
             "nothing encloses a volume: the mesh is only degenerate faces, flat sheets or floaters"
                 .into(),
         ));
     }
+    stop.check()?;
     let orientation = orient::orient(&mut work, opts.orientation);
     let mut scale = placement::scale_to(&mut work, opts.size)?;
     let remesh_reason = match opts.solid {
@@ -82,7 +120,7 @@ pub fn prepare_for_print(mesh: &Mesh, opts: &PrintOptions) -> Result<PrintResult
     };
     if let Some(reason) = remesh_reason {
         let (pitch, smoothing) = opts.solid.remesh_parameters(&work);
-        let remeshed = solidify::solidify(&work, pitch, smoothing)?;
+        let remeshed = solidify::solidify(&work, pitch, smoothing, stop)?;
         work = remeshed.mesh;
         repairs.remeshed = Some(format!(
             "voxel remesh at {:.3} mm pitch, {smoothing} smoothing passes ({reason})",
@@ -91,6 +129,7 @@ pub fn prepare_for_print(mesh: &Mesh, opts: &PrintOptions) -> Result<PrintResult
         // The remesh moves the surface by a fraction of a voxel: size again.
         scale *= placement::scale_to(&mut work, opts.size)?;
     }
+    stop.check()?;
     let cut_height = opts.effective_cut(&work);
     if let Some(height) = cut_height {
         let bottom = work.bbox().expect("non-empty").min[2] as f64;
@@ -101,9 +140,10 @@ pub fn prepare_for_print(mesh: &Mesh, opts: &PrintOptions) -> Result<PrintResult
         }
     }
     let hollow = match &opts.hollow {
-        Some(spec) => Some(hollow::hollow(&mut work, spec, &mut warnings)?),
+        Some(spec) => Some(hollow::hollow(&mut work, spec, &mut warnings, stop)?),
         None => None,
     };
+    stop.check()?;
     let t = work.topology();
     if !t.is_closed_manifold() || work.volume() <= 0.0 {
         return Err(PrintError::NotSolid(format!(
@@ -132,7 +172,8 @@ pub fn prepare_for_print(mesh: &Mesh, opts: &PrintOptions) -> Result<PrintResult
             printer_fit,
             warnings,
         },
-    );
+        stop,
+    )?;
     Ok(PrintResult { mesh: work, report })
 }
 

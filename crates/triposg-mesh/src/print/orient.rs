@@ -2,7 +2,7 @@
 //! directions (the six axis directions and the normals of the largest flat regions), the one
 //! with the least overhang area (> 45 degrees from vertical) and the most bed contact.
 
-use std::collections::HashMap;
+use ahash::AHashMap;
 
 use super::options::Orientation;
 use super::report::OrientationReport;
@@ -111,7 +111,7 @@ fn candidates(mesh: &Mesh) -> Vec<[f64; 3]> {
         [0.0, 1.0, 0.0],
         [0.0, -1.0, 0.0],
     ];
-    let mut bins: HashMap<[i64; 3], ([f64; 3], f64)> = HashMap::new();
+    let mut bins: AHashMap<[i64; 3], ([f64; 3], f64)> = AHashMap::new();
     for &f in &mesh.faces {
         let n = mesh.face_cross(f);
         let len = norm(n);

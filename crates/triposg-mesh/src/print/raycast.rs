@@ -1,5 +1,10 @@
-//! Ray-mesh intersection over a uniform grid of triangle buckets: enough for the few thousand
-//! rays of the wall-thickness estimate, with no index crate for one query type.
+//! A uniform grid of triangle buckets for the two spatial queries of print preparation: the
+//! few thousand rays of the wall-thickness estimate and the overlapping face boxes of the
+//! self-intersection test. Faces of generated meshes are all about one size, which is what a
+//! uniform grid is best at: a box query costs a handful of bucket reads, several times less
+//! than an R*-tree's descent.
+
+use std::ops::RangeInclusive;
 
 use crate::mesh::Mesh;
 
@@ -11,6 +16,15 @@ pub(crate) struct RayGrid<'a> {
     /// Triangles per cell, as ranges of `items` (compressed rows).
     starts: Vec<u32>,
     items: Vec<u32>,
+}
+
+/// The bounding box (low, high corners) of face `f`.
+pub(crate) fn face_box(mesh: &Mesh, f: [u32; 3]) -> ([f32; 3], [f32; 3]) {
+    let [a, b, c] = mesh.corners(f);
+    (
+        [0, 1, 2].map(|k| a[k].min(b[k]).min(c[k])),
+        [0, 1, 2].map(|k| a[k].max(b[k]).max(c[k])),
+    )
 }
 
 /// A hit: distance along the ray and the face hit.
@@ -39,37 +53,54 @@ impl<'a> RayGrid<'a> {
             starts: Vec::new(),
             items: Vec::new(),
         };
-        let mut per_cell: Vec<Vec<u32>> = vec![Vec::new(); dims.iter().product()];
-        for (i, &f) in mesh.faces.iter().enumerate() {
-            let t = mesh.corners(f);
-            let lo = [0, 1, 2].map(|a| {
-                grid.index_of(
-                    a,
-                    t.iter().map(|p| p[a] as f64).fold(f64::INFINITY, f64::min),
-                )
-            });
-            let hi = [0, 1, 2].map(|a| {
-                grid.index_of(
-                    a,
-                    t.iter()
-                        .map(|p| p[a] as f64)
-                        .fold(f64::NEG_INFINITY, f64::max),
-                )
-            });
-            for x in lo[0]..=hi[0] {
-                for y in lo[1]..=hi[1] {
-                    for z in lo[2]..=hi[2] {
-                        per_cell[grid.linear([x, y, z])].push(i as u32);
-                    }
-                }
+        // Compressed rows in two passes (count, then place) rather than a list per cell:
+        // a fine grid has millions of cells.
+        let cells_of = |grid: &Self, f: [u32; 3]| {
+            let (lo, hi) = face_box(mesh, f);
+            let [x, y, z] = grid.cells_covering(lo, hi);
+            x.flat_map(move |x| {
+                let z = z.clone();
+                y.clone()
+                    .flat_map(move |y| z.clone().map(move |z| [x, y, z]))
+            })
+        };
+        let mut counts = vec![0u32; dims.iter().product::<usize>() + 1];
+        for &f in &mesh.faces {
+            for c in cells_of(&grid, f) {
+                counts[grid.linear(c) + 1] += 1;
             }
         }
-        for c in per_cell {
-            grid.starts.push(grid.items.len() as u32);
-            grid.items.extend(c);
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
         }
-        grid.starts.push(grid.items.len() as u32);
+        let mut fill = counts.clone();
+        let mut items = vec![0u32; counts[counts.len() - 1] as usize];
+        for (i, &f) in mesh.faces.iter().enumerate() {
+            for c in cells_of(&grid, f) {
+                let slot = &mut fill[grid.linear(c)];
+                items[*slot as usize] = i as u32;
+                *slot += 1;
+            }
+        }
+        grid.starts = counts;
+        grid.items = items;
         grid
+    }
+
+    /// The cells that the box `lo`..`hi` covers, per axis.
+    pub(crate) fn cells_covering(&self, lo: [f32; 3], hi: [f32; 3]) -> [RangeInclusive<usize>; 3] {
+        [0, 1, 2].map(|a| self.index_of(a, lo[a] as f64)..=self.index_of(a, hi[a] as f64))
+    }
+
+    /// The cell holding point `p`.
+    pub(crate) fn cell_of(&self, p: [f32; 3]) -> [usize; 3] {
+        [0, 1, 2].map(|a| self.index_of(a, p[a] as f64))
+    }
+
+    /// The faces whose boxes cover `cell`.
+    pub(crate) fn faces_in(&self, cell: [usize; 3]) -> &[u32] {
+        let c = self.linear(cell);
+        &self.items[self.starts[c] as usize..self.starts[c + 1] as usize]
     }
 
     fn index_of(&self, axis: usize, x: f64) -> usize {

@@ -7,12 +7,16 @@
 //! neither our CI nor offline builds can do. What these steps cannot fix (one-sided surfaces,
 //! self-intersections) goes to the voxel remesh in `solidify`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use ahash::{AHashMap, AHashSet};
 
 use super::cut::fill_plane;
-use super::intersect::{self_intersections, SelfIntersections};
+use super::intersect::self_intersections;
 use super::report::RepairReport;
+use super::{PrintError, Stop};
 use crate::mesh::{cross, norm, sub, Mesh};
+use crate::topology::{EdgeFaces, EdgeUse};
 use crate::DEFAULT_MIN_COMPONENT_FRACTION;
 
 /// Positions closer than this fraction of the bounding-box diagonal are one vertex.
@@ -28,16 +32,23 @@ pub(crate) const MAX_PRINT_FACES: usize = 500_000;
 
 /// Repairs `mesh` in place; with `check_crossings`, a surface that came out closed is also
 /// tested for faces passing through each other (then `remaining_problem` says so).
-pub(crate) fn repair(mesh: &mut Mesh, check_crossings: bool) -> RepairReport {
+pub(crate) fn repair(
+    mesh: &mut Mesh,
+    check_crossings: bool,
+    stop: Stop,
+) -> Result<RepairReport, PrintError> {
     let decimated_from = (mesh.faces.len() > MAX_PRINT_FACES).then(|| {
         let faces = mesh.faces.len();
         mesh.simplify(MAX_PRINT_FACES, 1.0);
         faces
     });
+    stop.check()?;
     let diagonal = diagonal(mesh);
     let welded_vertices = weld_open_seams(mesh, diagonal * WELD_FRACTION);
     let cleanup = mesh.cleanup(DEFAULT_MIN_COMPONENT_FRACTION);
+    stop.check()?;
     let split = split_non_manifold(mesh);
+    stop.check()?;
     let mut report = RepairReport {
         decimated_from,
         welded_vertices,
@@ -53,9 +64,10 @@ pub(crate) fn repair(mesh: &mut Mesh, check_crossings: bool) -> RepairReport {
         Ok(flipped) => report.flipped_faces = flipped,
         Err(problem) => {
             report.remaining_problem = Some(problem);
-            return report;
+            return Ok(report);
         }
     }
+    stop.check()?;
     let (holes, added) = fill_holes(mesh, diagonal);
     report.holes_filled = holes;
     report.faces_added = added;
@@ -66,8 +78,9 @@ pub(crate) fn repair(mesh: &mut Mesh, check_crossings: bool) -> RepairReport {
     report.floater_faces += late.small_component_faces + flat_faces;
     if mesh.faces.is_empty() {
         report.remaining_problem = Some("nothing is left that encloses a volume".into());
-        return report;
+        return Ok(report);
     }
+    stop.check()?;
     report.flipped_faces += orient_outward(mesh, diagonal);
     let t = mesh.topology();
     report.remaining_problem = if !t.is_closed_manifold() {
@@ -77,13 +90,15 @@ pub(crate) fn repair(mesh: &mut Mesh, check_crossings: bool) -> RepairReport {
         ))
     } else if mesh.volume() <= 0.0 {
         Some("the surface encloses no volume".into())
-    } else {
-        let crossings = check_crossings.then(|| self_intersections(mesh));
+    } else if check_crossings {
+        let crossings = self_intersections(mesh, stop)?;
         crossings
-            .filter(SelfIntersections::any)
-            .map(|c| format!("{} pairs of faces pass through each other", c.pairs))
+            .any()
+            .then(|| format!("{} pairs of faces pass through each other", crossings.pairs))
+    } else {
+        None
     };
-    report
+    Ok(report)
 }
 
 /// Merges vertices of open edges that lie within `tolerance` of each other, which closes the
@@ -91,7 +106,7 @@ pub(crate) fn repair(mesh: &mut Mesh, check_crossings: bool) -> RepairReport {
 /// alone: merging two of them can only pinch the surface.
 fn weld_open_seams(mesh: &mut Mesh, tolerance: f64) -> usize {
     let mut open = vec![false; mesh.vertices.len()];
-    for (&(a, b), faces) in &edge_faces(mesh) {
+    for ((a, b), faces) in EdgeFaces::of(mesh).iter() {
         if faces.len() == 1 {
             open[a as usize] = true;
             open[b as usize] = true;
@@ -107,36 +122,21 @@ pub(crate) fn diagonal(mesh: &Mesh) -> f64 {
     mesh.bbox().map_or(0.0, |b| norm(sub(b.max, b.min)))
 }
 
-/// Faces on each undirected edge, with whether they walk it low -> high.
-fn edge_faces(mesh: &Mesh) -> HashMap<(u32, u32), Vec<(u32, bool)>> {
-    let mut edges: HashMap<(u32, u32), Vec<(u32, bool)>> =
-        HashMap::with_capacity(mesh.faces.len() * 3 / 2);
-    for (i, f) in mesh.faces.iter().enumerate() {
-        for (a, b) in [(f[0], f[1]), (f[1], f[2]), (f[2], f[0])] {
-            edges
-                .entry((a.min(b), a.max(b)))
-                .or_default()
-                .push((i as u32, a < b));
-        }
-    }
-    edges
-}
-
 /// Flips faces so that neighbours walk shared edges in opposite directions, growing from the
 /// first face of each connected patch; returns how many it flipped.
 fn orient_consistently(mesh: &mut Mesh) -> Result<usize, String> {
-    let edges = edge_faces(mesh);
-    let crowded = edges.values().filter(|f| f.len() > 2).count();
+    let edges = EdgeFaces::of(mesh);
+    let crowded = edges.iter().filter(|(_, f)| f.len() > 2).count();
     if crowded > 0 {
         return Err(format!("{crowded} edges are shared by more than two faces"));
     }
     let mut neighbours: Vec<Vec<(u32, bool)>> = vec![Vec::new(); mesh.faces.len()];
-    for faces in edges.values() {
-        if let [(f, fwd_f), (g, fwd_g)] = faces[..] {
+    for (_, faces) in edges.iter() {
+        if let [f, g] = faces {
             // Consistent neighbours walk the edge in opposite directions.
-            let same_direction = fwd_f == fwd_g;
-            neighbours[f as usize].push((g, same_direction));
-            neighbours[g as usize].push((f, same_direction));
+            let same_direction = f.forward == g.forward;
+            neighbours[f.face as usize].push((g.face, same_direction));
+            neighbours[g.face as usize].push((f.face, same_direction));
         }
     }
     let mut flip: Vec<Option<bool>> = vec![None; mesh.faces.len()];
@@ -198,17 +198,17 @@ struct Split {
 /// the way into their own fan, so that a slicer, which welds STL by position, does not glue
 /// them back together.
 fn split_non_manifold(mesh: &mut Mesh) -> Split {
-    let edges = edge_faces(mesh);
+    let edges = EdgeFaces::of(mesh);
     let mut corners = UnionFind::new(mesh.faces.len() * 3);
     let corner = |mesh: &Mesh, f: u32, v: u32| {
         let k = mesh.faces[f as usize].iter().position(|&w| w == v);
         f as usize * 3 + k.expect("the face uses the vertex")
     };
     let mut crowded = 0;
-    for (&(lo, hi), faces) in &edges {
-        let pairs = match faces[..] {
+    for ((lo, hi), faces) in edges.iter() {
+        let pairs = match faces {
             [_] => continue,
-            [(f, _), (g, _)] => vec![(f, g)],
+            [f, g] => vec![(f.face, g.face)],
             _ => {
                 crowded += 1;
                 let attached = |f: u32| {
@@ -216,7 +216,7 @@ fn split_non_manifold(mesh: &mut Mesh) -> Split {
                     (0..3)
                         .filter(|&k| {
                             let (a, b) = (face[k], face[(k + 1) % 3]);
-                            edges[&(a.min(b), a.max(b))].len() == 2
+                            edges.faces_of(a, b).len() == 2
                         })
                         .count()
                 };
@@ -229,21 +229,22 @@ fn split_non_manifold(mesh: &mut Mesh) -> Split {
             }
         }
     }
-    let mut copy_of_group: HashMap<usize, u32> = HashMap::new();
+    // Vertex of each group of corners, indexed by the group's root corner.
+    let mut copy_of_group = vec![u32::MAX; mesh.faces.len() * 3];
     let mut groups = vec![0u32; mesh.vertices.len()];
     let original: Vec<u32> = mesh.faces.concat();
     for (c, &v) in original.iter().enumerate() {
         let group = corners.root(c);
-        let new = *copy_of_group.entry(group).or_insert_with(|| {
+        if copy_of_group[group] == u32::MAX {
             groups[v as usize] += 1;
-            if groups[v as usize] == 1 {
+            copy_of_group[group] = if groups[v as usize] == 1 {
                 v
             } else {
                 mesh.vertices.push(mesh.vertices[v as usize]);
                 (mesh.vertices.len() - 1) as u32
-            }
-        });
-        mesh.faces[c / 3][c % 3] = new;
+            };
+        }
+        mesh.faces[c / 3][c % 3] = copy_of_group[group];
     }
     let split: Vec<bool> = original.iter().map(|&v| groups[v as usize] > 1).collect();
     nudge_into_fans(mesh, &split);
@@ -256,7 +257,7 @@ fn split_non_manifold(mesh: &mut Mesh) -> Split {
 /// Moves the vertex of every corner marked in `split` a hundredth of the way towards the
 /// centre of the other corners of its faces.
 fn nudge_into_fans(mesh: &mut Mesh, split: &[bool]) {
-    let mut centre: HashMap<u32, ([f64; 3], u32)> = HashMap::new();
+    let mut centre: AHashMap<u32, ([f64; 3], u32)> = AHashMap::new();
     for (c, _) in split.iter().enumerate().filter(|(_, &s)| s) {
         let f = mesh.faces[c / 3];
         let entry = centre.entry(f[c % 3]).or_insert(([0.0; 3], 0));
@@ -280,8 +281,8 @@ fn nudge_into_fans(mesh: &mut Mesh, split: &[bool]) {
 /// The faces of a crowded edge less the excess of whichever direction walks it more often,
 /// taking first those attached to the rest of the surface by the fewest edges (a fin hangs
 /// by this edge alone).
-fn drop_dangling(faces: &[(u32, bool)], attached: impl Fn(u32) -> usize) -> Vec<(u32, bool)> {
-    let forward = faces.iter().filter(|f| f.1).count();
+fn drop_dangling(faces: &[EdgeUse], attached: impl Fn(u32) -> usize) -> Vec<EdgeUse> {
+    let forward = faces.iter().filter(|f| f.forward).count();
     let backward = faces.len() - forward;
     let (excess, direction) = if forward > backward {
         (forward - backward, true)
@@ -290,15 +291,15 @@ fn drop_dangling(faces: &[(u32, bool)], attached: impl Fn(u32) -> usize) -> Vec<
     };
     let mut candidates: Vec<(usize, u32)> = faces
         .iter()
-        .filter(|f| f.1 == direction)
-        .map(|&(f, _)| (attached(f), f))
+        .filter(|f| f.forward == direction)
+        .map(|f| (attached(f.face), f.face))
         .collect();
     candidates.sort_unstable();
     let dropped: Vec<u32> = candidates[..excess].iter().map(|c| c.1).collect();
     faces
         .iter()
         .copied()
-        .filter(|f| !dropped.contains(&f.0))
+        .filter(|f| !dropped.contains(&f.face))
         .collect()
 }
 
@@ -306,7 +307,7 @@ fn drop_dangling(faces: &[(u32, bool)], attached: impl Fn(u32) -> usize) -> Vec<
 /// a face walking `hi` -> `lo` has the solid counter-clockwise of it, one walking `lo` -> `hi`
 /// clockwise; so in counter-clockwise order, a backward face and the forward face after it
 /// enclose solid between them.
-fn pair_around_edge(mesh: &Mesh, lo: u32, hi: u32, faces: &[(u32, bool)]) -> Vec<(u32, u32)> {
+fn pair_around_edge(mesh: &Mesh, lo: u32, hi: u32, faces: &[EdgeUse]) -> Vec<(u32, u32)> {
     let (a, b) = (mesh.vertices[lo as usize], mesh.vertices[hi as usize]);
     let d = sub(b, a);
     let d = d.map(|x| x / norm(d));
@@ -319,7 +320,7 @@ fn pair_around_edge(mesh: &Mesh, lo: u32, hi: u32, faces: &[(u32, bool)]) -> Vec
     let e2 = cross(d, e1);
     let mut around: Vec<(f64, u32, bool)> = faces
         .iter()
-        .map(|&(f, forward)| {
+        .map(|&EdgeUse { face: f, forward }| {
             let face = mesh.faces[f as usize];
             let c = *face
                 .iter()
@@ -367,6 +368,9 @@ impl UnionFind {
 fn fill_holes(mesh: &mut Mesh, diagonal: f64) -> (usize, usize) {
     let before = mesh.faces.len();
     let loops = boundary_loops(mesh);
+    if loops.is_empty() {
+        return (0, 0);
+    }
     let mut edges = EdgeSet::of(mesh);
     let mut planes: BTreeMap<[i64; 4], Vec<usize>> = BTreeMap::new();
     let mut curved = Vec::new();
@@ -404,7 +408,7 @@ fn fill_holes(mesh: &mut Mesh, diagonal: f64) -> (usize, usize) {
 
 /// The undirected edges of a mesh, so that a patch can be refused when one of its inner
 /// edges already joins two vertices elsewhere (the edge would then have three faces).
-struct EdgeSet(HashSet<(u32, u32)>);
+struct EdgeSet(AHashSet<(u32, u32)>);
 
 impl EdgeSet {
     fn of(mesh: &Mesh) -> Self {
@@ -414,7 +418,7 @@ impl EdgeSet {
     /// Whether the faces from `first` on add no edge the mesh has, apart from the boundary
     /// edges they close; if so their edges are recorded.
     fn take_new(&mut self, mesh: &Mesh, first: usize) -> bool {
-        let mut uses: HashMap<(u32, u32), usize> = HashMap::new();
+        let mut uses: AHashMap<(u32, u32), usize> = AHashMap::new();
         for &f in &mesh.faces[first..] {
             for e in face_edges(f) {
                 *uses.entry(e).or_default() += 1;
@@ -509,11 +513,11 @@ fn plane_key(mesh: &Mesh, ring: &[u32], diagonal: f64) -> Option<[i64; 4]> {
 /// The closed loops of edges used by one face, each in the direction its faces walk it.
 /// Edges that do not close a loop of at least three are left out.
 pub(crate) fn boundary_loops(mesh: &Mesh) -> Vec<Vec<u32>> {
-    let edges = edge_faces(mesh);
-    let mut outgoing: HashMap<u32, Vec<u32>> = HashMap::new();
-    for (&(lo, hi), faces) in &edges {
-        if let [(_, forward)] = faces[..] {
-            let (a, b) = if forward { (lo, hi) } else { (hi, lo) };
+    let edges = EdgeFaces::of(mesh);
+    let mut outgoing: AHashMap<u32, Vec<u32>> = AHashMap::new();
+    for ((lo, hi), faces) in edges.iter() {
+        if let [only] = faces {
+            let (a, b) = if only.forward { (lo, hi) } else { (hi, lo) };
             outgoing.entry(a).or_default().push(b);
         }
     }

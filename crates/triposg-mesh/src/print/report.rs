@@ -5,6 +5,7 @@ use std::fmt;
 use super::intersect::{self_intersections, SelfIntersections};
 use super::measure;
 use super::options::{BaseSpec, Orientation, PrintOptions};
+use super::{PrintError, Stop};
 use crate::mesh::Mesh;
 
 /// FDM shell thickness (mm) in the material estimate: two 0.45 mm perimeters, about what
@@ -152,7 +153,7 @@ pub(crate) struct Context<'a> {
     pub warnings: Vec<String>,
 }
 
-pub(crate) fn build(mesh: &Mesh, cx: Context) -> PrintReport {
+pub(crate) fn build(mesh: &Mesh, cx: Context, stop: Stop) -> Result<PrintReport, PrintError> {
     let topology = mesh.topology();
     let volume_mm3 = mesh.volume();
     let area_mm2 = mesh.area();
@@ -176,7 +177,8 @@ pub(crate) fn build(mesh: &Mesh, cx: Context) -> PrintReport {
     if !topology.is_closed_manifold() {
         warnings.push("the mesh is not a closed manifold: slicers may fail or guess".into());
     }
-    let crossings = self_intersections(mesh);
+    stop.check()?;
+    let crossings = self_intersections(mesh, stop)?;
     if crossings.any() {
         warnings.push(format!(
             "{} pairs of faces pass through each other: slicers may fill or drop regions there; try --solidify",
@@ -227,7 +229,7 @@ pub(crate) fn build(mesh: &Mesh, cx: Context) -> PrintReport {
             }
         })
         .collect();
-    PrintReport {
+    Ok(PrintReport {
         tool: format!("triposg {}", env!("CARGO_PKG_VERSION")),
         options: cx.opts.clone(),
         input_faces: cx.input_faces,
@@ -259,7 +261,7 @@ pub(crate) fn build(mesh: &Mesh, cx: Context) -> PrintReport {
         materials,
         printer: cx.printer_fit,
         warnings,
-    }
+    })
 }
 
 fn yes(b: bool) -> &'static str {

@@ -6,7 +6,11 @@
 //! or a column grazing an edge only spoils one direction, and overlapping shells (a common
 //! defect of user meshes) count as one solid.
 
-use super::PrintError;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+use rayon::prelude::*;
+
+use super::{PrintError, Stop};
 use crate::iso_surface::{DenseGrid, GridGeometry};
 use crate::mesh::Mesh;
 
@@ -16,7 +20,12 @@ const MAX_SAMPLES: u64 = 40_000_000;
 const OFFSET: [f64; 3] = [0.123_456_7, 0.234_567_8, 0.345_678_9];
 
 /// Values positive inside, as everywhere in this crate.
-pub(crate) fn signed_distance(mesh: &Mesh, pitch: f64, band: f64) -> Result<DenseGrid, PrintError> {
+pub(crate) fn signed_distance(
+    mesh: &Mesh,
+    pitch: f64,
+    band: f64,
+    stop: Stop,
+) -> Result<DenseGrid, PrintError> {
     let b = mesh.bbox().expect("non-empty");
     let margin = band + 2.0 * pitch;
     let dims = [0, 1, 2]
@@ -33,8 +42,10 @@ pub(crate) fn signed_distance(mesh: &Mesh, pitch: f64, band: f64) -> Result<Dens
         origin: [0, 1, 2].map(|a| (b.min[a] as f64 - margin + OFFSET[a] * pitch) as f32),
         spacing: [pitch as f32; 3],
     };
-    let distance = unsigned_distance(mesh, &geometry, band);
-    let votes = inside_votes(mesh, &geometry);
+    let distance = unsigned_distance(mesh, &geometry, band, stop);
+    stop.check()?;
+    let votes = inside_votes(mesh, &geometry, stop);
+    stop.check()?;
     let values = distance
         .into_iter()
         .zip(votes)
@@ -47,13 +58,30 @@ fn sample_position(g: &GridGeometry, p: [usize; 3]) -> [f64; 3] {
     [0, 1, 2].map(|a| g.origin[a] as f64 + p[a] as f64 * g.spacing[a] as f64)
 }
 
-fn unsigned_distance(mesh: &Mesh, g: &GridGeometry, band: f64) -> Vec<f32> {
+/// Cut short (its result meaningless) once `stop` is requested.
+fn unsigned_distance(mesh: &Mesh, g: &GridGeometry, band: f64, stop: Stop) -> Vec<f32> {
     let h = g.spacing[0] as f64;
-    let mut distance = vec![band as f32; g.len() as usize];
-    for &f in &mesh.faces {
+    // Faces run in parallel and meet at shared samples. Distances are never negative, and
+    // non-negative floats order as their bit patterns, so an atomic integer minimum keeps
+    // the nearest (NaN, above every finite pattern, never wins, as with `<`).
+    let distance: Vec<AtomicU32> = (0..g.len())
+        .map(|_| AtomicU32::new((band as f32).to_bits()))
+        .collect();
+    mesh.faces.par_iter().for_each(|&f| {
+        if stop.requested() {
+            return;
+        }
         let t = mesh.corners(f).map(|p| p.map(f64::from));
         let n = crate::mesh::cross(sub(t[1], t[0]), sub(t[2], t[0]));
         let len = dot(n, n).sqrt();
+        let centre = [0, 1, 2].map(|a| (t[0][a] + t[1][a] + t[2][a]) / 3.0);
+        let radius = t
+            .iter()
+            .map(|&c| dot(sub(c, centre), sub(c, centre)).sqrt())
+            .fold(0.0, f64::max);
+        // Slack for rounding in the bound below, far above it and far below any distance
+        // that matters.
+        let slack = 1e-9 * band;
         let range = |a: usize| {
             let lo = t.iter().map(|p| p[a]).fold(f64::INFINITY, f64::min) - band;
             let hi = t.iter().map(|p| p[a]).fold(f64::NEG_INFINITY, f64::max) + band;
@@ -66,88 +94,106 @@ fn unsigned_distance(mesh: &Mesh, g: &GridGeometry, band: f64) -> Vec<f32> {
             for j in range(1) {
                 for k in range(2) {
                     let p = sample_position(g, [i, j, k]);
-                    // The plane's distance bounds the triangle's: skip most samples cheaply.
-                    if len > 0.0 && (dot(n, sub(p, t[0])) / len).abs() >= band {
+                    let slot = &distance[g.index([i, j, k]) as usize];
+                    // The distances to the bounding sphere and to the plane bound the
+                    // triangle's: many samples are already as near another face, or beyond
+                    // the band, and are skipped cheaply.
+                    let nearest = f64::from(f32::from_bits(slot.load(Ordering::Relaxed)));
+                    let beyond = nearest + radius + slack;
+                    let to_centre = sub(p, centre);
+                    if dot(to_centre, to_centre) > beyond * beyond
+                        || (len > 0.0 && (dot(n, sub(p, t[0])) / len).abs() >= band)
+                    {
                         continue;
                     }
                     let d = point_triangle_distance(p, &t) as f32;
-                    let slot = &mut distance[g.index([i, j, k]) as usize];
-                    if d < *slot {
-                        *slot = d;
-                    }
+                    slot.fetch_min(d.to_bits(), Ordering::Relaxed);
                 }
             }
         }
-    }
+    });
     distance
+        .into_iter()
+        .map(|d| f32::from_bits(d.into_inner()))
+        .collect()
 }
 
 /// For each sample, how many of the three axis directions see it inside (winding number > 0).
-fn inside_votes(mesh: &Mesh, g: &GridGeometry) -> Vec<u8> {
-    let mut votes = vec![0u8; g.len() as usize];
+/// Cut short (its result meaningless) once `stop` is requested.
+fn inside_votes(mesh: &Mesh, g: &GridGeometry, stop: Stop) -> Vec<u8> {
+    let votes: Vec<AtomicU8> = (0..g.len()).map(|_| AtomicU8::new(0)).collect();
     for axis in 0..3 {
         let (u, v) = ((axis + 1) % 3, (axis + 2) % 3);
         let h = g.spacing[0] as f64;
-        // Crossings of the column through samples (iu, iv): (coordinate along axis, +-1).
-        let mut columns: Vec<Vec<(f64, i32)>> = vec![Vec::new(); g.dims[u] * g.dims[v]];
-        for &f in &mesh.faces {
-            let t = mesh.corners(f).map(|p| p.map(f64::from));
-            let normal = crate::mesh::cross(sub(t[1], t[0]), sub(t[2], t[0]));
-            if normal[axis] == 0.0 {
-                continue;
-            }
-            let index_range = |a: usize| {
-                let lo = t.iter().map(|p| p[a]).fold(f64::INFINITY, f64::min);
-                let hi = t.iter().map(|p| p[a]).fold(f64::NEG_INFINITY, f64::max);
-                let o = g.origin[a] as f64;
-                let first = ((lo - o) / h).ceil().max(0.0) as usize;
-                let last = (((hi - o) / h).floor().max(-1.0) as i64).min(g.dims[a] as i64 - 1);
-                first as i64..=last
-            };
-            for iu in index_range(u) {
-                for iv in index_range(v) {
-                    let pu = g.origin[u] as f64 + iu as f64 * h;
-                    let pv = g.origin[v] as f64 + iv as f64 * h;
-                    let edge = |a: [f64; 3], b: [f64; 3]| {
-                        (b[u] - a[u]) * (pv - a[v]) - (b[v] - a[v]) * (pu - a[u])
-                    };
-                    let (e0, e1, e2) = (edge(t[0], t[1]), edge(t[1], t[2]), edge(t[2], t[0]));
-                    let hit =
-                        (e0 > 0.0 && e1 > 0.0 && e2 > 0.0) || (e0 < 0.0 && e1 < 0.0 && e2 < 0.0);
-                    if !hit {
-                        continue;
+        // Crossings of the columns through samples (iu, iv): (column, coordinate along
+        // axis, +-1), sorted by column and downwards along it.
+        let mut crossings: Vec<(usize, f64, i32)> = mesh
+            .faces
+            .par_iter()
+            .filter_map(|&f| {
+                if stop.requested() {
+                    return None;
+                }
+                let t = mesh.corners(f).map(|p| p.map(f64::from));
+                let normal = crate::mesh::cross(sub(t[1], t[0]), sub(t[2], t[0]));
+                // Faces along the axis meet no column.
+                (normal[axis] != 0.0).then_some((t, normal))
+            })
+            .flat_map_iter(|(t, normal)| {
+                let index_range = |a: usize| {
+                    let lo = t.iter().map(|p| p[a]).fold(f64::INFINITY, f64::min);
+                    let hi = t.iter().map(|p| p[a]).fold(f64::NEG_INFINITY, f64::max);
+                    let o = g.origin[a] as f64;
+                    let first = ((lo - o) / h).ceil().max(0.0) as usize;
+                    let last = (((hi - o) / h).floor().max(-1.0) as i64).min(g.dims[a] as i64 - 1);
+                    first as i64..=last
+                };
+                let range_v = index_range(v);
+                index_range(u).flat_map(move |iu| {
+                    range_v.clone().filter_map(move |iv| {
+                        let pu = g.origin[u] as f64 + iu as f64 * h;
+                        let pv = g.origin[v] as f64 + iv as f64 * h;
+                        let edge = |a: [f64; 3], b: [f64; 3]| {
+                            (b[u] - a[u]) * (pv - a[v]) - (b[v] - a[v]) * (pu - a[u])
+                        };
+                        let (e0, e1, e2) = (edge(t[0], t[1]), edge(t[1], t[2]), edge(t[2], t[0]));
+                        let hit = (e0 > 0.0 && e1 > 0.0 && e2 > 0.0)
+                            || (e0 < 0.0 && e1 < 0.0 && e2 < 0.0);
+                        if !hit {
+                            return None;
+                        }
+                        let at =
+                            (e1 * t[0][axis] + e2 * t[1][axis] + e0 * t[2][axis]) / (e0 + e1 + e2);
+                        let sign = if normal[axis] > 0.0 { 1 } else { -1 };
+                        Some((iu as usize * g.dims[v] + iv as usize, at, sign))
+                    })
+                })
+            })
+            .collect();
+        crossings.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        crossings
+            .par_chunk_by(|a, b| a.0 == b.0)
+            .for_each(|column| {
+                let (iu, iv) = (column[0].0 / g.dims[v], column[0].0 % g.dims[v]);
+                // Walk the column downwards, adding the crossings above each sample.
+                let (mut winding, mut next) = (0, 0);
+                for i in (0..g.dims[axis]).rev() {
+                    let at = g.origin[axis] as f64 + i as f64 * h;
+                    while next < column.len() && column[next].1 > at {
+                        winding += column[next].2;
+                        next += 1;
                     }
-                    let at = (e1 * t[0][axis] + e2 * t[1][axis] + e0 * t[2][axis]) / (e0 + e1 + e2);
-                    let sign = if normal[axis] > 0.0 { 1 } else { -1 };
-                    columns[iu as usize * g.dims[v] + iv as usize].push((at, sign));
+                    if winding > 0 {
+                        let mut p = [0; 3];
+                        p[axis] = i;
+                        p[u] = iu;
+                        p[v] = iv;
+                        votes[g.index(p) as usize].fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-            }
-        }
-        for (c, column) in columns.iter_mut().enumerate() {
-            if column.is_empty() {
-                continue;
-            }
-            column.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let (iu, iv) = (c / g.dims[v], c % g.dims[v]);
-            // Walk the column downwards, adding the crossings above each sample.
-            let (mut winding, mut next) = (0, 0);
-            for i in (0..g.dims[axis]).rev() {
-                let at = g.origin[axis] as f64 + i as f64 * h;
-                while next < column.len() && column[next].0 > at {
-                    winding += column[next].1;
-                    next += 1;
-                }
-                if winding > 0 {
-                    let mut p = [0; 3];
-                    p[axis] = i;
-                    p[u] = iu;
-                    p[v] = iv;
-                    votes[g.index(p) as usize] += 1;
-                }
-            }
-        }
+            });
     }
-    votes
+    votes.into_iter().map(AtomicU8::into_inner).collect()
 }
 
 fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {

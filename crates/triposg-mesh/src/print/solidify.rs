@@ -3,7 +3,7 @@
 //! closed whatever the input's holes, flips or overlapping shells.
 
 use super::sdf::signed_distance;
-use super::PrintError;
+use super::{PrintError, Stop};
 use crate::iso_surface::extract_dense;
 use crate::mesh::Mesh;
 use crate::DEFAULT_MIN_COMPONENT_FRACTION;
@@ -19,8 +19,13 @@ pub(crate) struct Remeshed {
     pub pitch: f64,
 }
 
-pub(crate) fn solidify(mesh: &Mesh, pitch: f64, smoothing: u32) -> Result<Remeshed, PrintError> {
-    let field = signed_distance(mesh, pitch, 2.0 * pitch)?;
+pub(crate) fn solidify(
+    mesh: &Mesh,
+    pitch: f64,
+    smoothing: u32,
+    stop: Stop,
+) -> Result<Remeshed, PrintError> {
+    let field = signed_distance(mesh, pitch, 2.0 * pitch, stop)?;
     let mut out = extract_dense(&field);
     out.cleanup(DEFAULT_MIN_COMPONENT_FRACTION);
     if out.faces.is_empty() {

@@ -756,3 +756,34 @@ fn five_million_faces_are_decimated_first() {
         });
     eprintln!("{} faces -> {}; {peak:?}", huge.faces.len(), r.faces);
 }
+
+/// Cancellation is asked inside the per-face loops, not only between the steps, and a request
+/// at any point of the run ends it with `Cancelled`.
+#[test]
+fn cancelling_stops_print_preparation_part_way() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let ring = extract_dense(&dense_from(40, torus(0.5, 0.2)));
+    let opts = PrintOptions {
+        solid: SolidMode::Solidify {
+            pitch_mm: Some(1.0),
+            smoothing: 0,
+        },
+        ..Default::default()
+    };
+    let asked = AtomicUsize::new(0);
+    let full = prepare_for_print_cancellable(&ring, &opts, &|| {
+        asked.fetch_add(1, Ordering::Relaxed);
+        false
+    });
+    assert!(full.is_ok());
+    let total = asked.load(Ordering::Relaxed);
+    // The distance field, the inside votes and the crossing test each ask once a face.
+    assert!(total > 3 * ring.faces.len(), "asked {total} times");
+    for cut in [1, total / 10, total / 2, total - 1] {
+        let asked = AtomicUsize::new(0);
+        let r = prepare_for_print_cancellable(&ring, &opts, &|| {
+            asked.fetch_add(1, Ordering::Relaxed) >= cut
+        });
+        assert!(matches!(r, Err(PrintError::Cancelled)), "cut at {cut}");
+    }
+}
