@@ -9,6 +9,7 @@ mod gpu;
 mod hub;
 mod legacy;
 mod login;
+mod memory;
 mod metrics;
 mod openapi;
 pub mod params;

@@ -11,14 +11,16 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use triposg_core::residency::Resident;
 use triposg_core::{
-    generate_shape, prepare_image, prepare_print, Cancel, Event, JobError, LazyRmbg, Models, Stage,
+    generate_shape, prepare_image, prepare_print, Cancel, Event, JobError, LazyRmbg, Models,
+    ShapeParams, Stage,
 };
 use triposg_image::PrepOptions;
 use triposg_mesh::print::{write_outputs, PrintMetadata};
 use triposg_mesh::Mesh;
 
 use crate::hub::{JobEvent, Live};
-use crate::params::{mesh_file_name, print_stem};
+use crate::memory::{default_batch, out_of_memory, Estimate};
+use crate::params::{mesh_file_name, print_stem, JobParams};
 use crate::print::{PrintParams, PrintSummary};
 use crate::store::{now_ms, Candidate, JobRecord, JobResult, Status};
 use crate::view::{JobView, PREPARED_FILE, REPORT_FILE, UPLOAD_FILE};
@@ -54,6 +56,7 @@ impl From<JobError> for Failure {
     fn from(e: JobError) -> Self {
         match e {
             JobError::Cancelled => Self::Cancelled,
+            JobError::Candle(e) => Self::Failed(out_of_memory(&e).unwrap_or_else(|| e.to_string())),
             e => Self::Failed(e.to_string()),
         }
     }
@@ -73,6 +76,7 @@ fn execute(
     live: &Live,
 ) -> Result<JobResult, Failure> {
     let params = &job.params;
+    let query_batch = query_batch(state, slot, params)?;
     let candidates = params.candidates;
     let current = Cell::new(1);
     let stage_seconds = RefCell::new(BTreeMap::<String, f64>::new());
@@ -125,9 +129,9 @@ fn execute(
         .models
         .acquire(|| Models::load(&state.config.weights, &slot.device, slot.dtype))
         .map_err(|e| {
-            Failure::Failed(format!(
+            Failure::Failed(out_of_memory(&e).unwrap_or_else(|| format!(
                 "the TripoSG weights could not be loaded ({e}); run `triposg check-weights` on the server to see what is wrong, or `triposg download`"
-            ))
+            )))
         })?;
     let pixels = prepared
         .pixel_tensor(&models.device)
@@ -137,7 +141,10 @@ fn execute(
         let mesh = generate_shape(
             &models,
             &pixels,
-            &params.shape(seed),
+            &ShapeParams {
+                query_batch,
+                ..params.shape(seed)
+            },
             &live.cancel,
             &mut on_event,
         )?;
@@ -181,6 +188,21 @@ fn execute(
         candidates: done,
         stage_seconds: stage_seconds.into_inner(),
     })
+}
+
+/// The decode batch that keeps the job within `--memory-limit`, or the sentence it fails with.
+fn query_batch(state: &AppState, slot: &DeviceSlot, params: &JobParams) -> Result<usize, Failure> {
+    let Some(limit) = state.config.memory_limit else {
+        return Ok(default_batch());
+    };
+    let Some(estimate) = Estimate::from_weights(&state.config.weights, slot.dtype, params) else {
+        return Ok(default_batch());
+    };
+    let batch = estimate.fit(limit).map_err(Failure::Failed)?;
+    if batch < default_batch() {
+        tracing::info!("decoding {batch} points per call to stay within --memory-limit");
+    }
+    Ok(batch)
 }
 
 /// Print preparation of one candidate, written as `seed<N>_print.{stl,3mf,glb,report.json}`.

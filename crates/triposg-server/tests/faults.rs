@@ -264,9 +264,14 @@ async fn clients_vanishing_mid_upload_or_mid_stream_leave_nothing_behind() {
     assert!(temp_files(outputs.path()).is_empty());
     let (_, list) = me.json("/api/jobs").await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
-    // Closed connections release their handles shortly after. Allowed growth: the job store's
-    // pool fills up during the job (4 SQLite connections x db, -wal, -shm) plus a few keep-alive
-    // sockets of our own client; 100 vanished clients leaking even one handle each exceed it.
+    assert_no_handle_leaked(before).await;
+    server.shutdown().await.unwrap();
+}
+
+/// Closed connections release their handles shortly after. Allowed growth: the job store's pool
+/// fills up during a job (4 SQLite connections x db, -wal, -shm) plus a few keep-alive sockets
+/// of our own client; 100 vanished clients leaking even one handle each exceed it.
+async fn assert_no_handle_leaked(before: usize) {
     let allowed = before + 4 * 3 + 4;
     let deadline = Instant::now() + Duration::from_secs(10);
     while open_files() > allowed && Instant::now() < deadline {
@@ -277,5 +282,47 @@ async fn clients_vanishing_mid_upload_or_mid_stream_leave_nothing_behind() {
         "{} open files, {before} before",
         open_files()
     );
+}
+
+/// With a memory limit, a job estimated past it fails before it starts, saying what it needs
+/// and what to lower, and the same worker then runs a job within the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_over_the_memory_limit_fails_clearly_and_the_next_one_runs() {
+    let outputs = tempfile::tempdir().unwrap();
+    let mut c = config(outputs.path());
+    // The tiny models with a depth-7 surface need about 110 MiB; depth 10 about 2 GiB.
+    c.memory_limit = Some(300 << 20);
+    let server = start(c).await;
+    let me = Browser::new(&server);
+    let before = open_files();
+    let deep = me
+        .submit(&[("num_tokens", "16"), ("steps", "2"), ("octree_depth", "10")])
+        .await;
+    let within = me.submit(&FAST).await;
+
+    let (names, failed) = me.events(&deep).await.until_final().await;
+    assert_eq!(names.last().unwrap(), "failed", "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    for part in [
+        "needs about",
+        "octree depth 10",
+        "memory limit is 300.0 MiB",
+        "lower the octree depth",
+    ] {
+        assert!(error.contains(part), "{part}: {error}");
+    }
+    let (names, done) = me.events(&within).await.until_final().await;
+    assert_eq!(names.last().unwrap(), "done", "{done}");
+    let (_, job) = me.json(&format!("/api/jobs/{within}")).await;
+    let r = me
+        .get(job["files"][0]["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(!r.bytes().await.unwrap().is_empty());
+
+    assert!(temp_files(outputs.path()).is_empty());
+    assert_no_handle_leaked(before).await;
     server.shutdown().await.unwrap();
 }
