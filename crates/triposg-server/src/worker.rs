@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
 use triposg_core::residency::Resident;
@@ -297,10 +297,10 @@ async fn run_one(
         return Ok(());
     };
     let started = now_ms();
-    state
-        .store
-        .set_status(id, Status::Running, Some(started))
-        .await?;
+    let running = || state.store.set_status(id, Status::Running, Some(started));
+    if !persist(state, id, "mark it running", running).await {
+        return Ok(());
+    }
     live.send(JobEvent::Started {
         device: slot.name.clone(),
     });
@@ -321,18 +321,47 @@ async fn run_one(
     state.metrics.running.dec();
     // The live state stays registered until the record is final, so that a subscriber arriving
     // meanwhile either finds it running (and gets the final event) or finds it finished.
-    let result = record_outcome(state, id, &dir, job, started, outcome, &live).await;
+    let record = || record_outcome(state, id, &dir, &job, started, &outcome, &live);
+    persist(state, id, "record its outcome", record).await;
     state.hub.forget(id);
-    result
+    Ok(())
+}
+
+/// Repeats a write to the job store until it succeeds, so that a full disk under the store
+/// leaves no job "running" (or a taken job unrun) until the next start: once space is back the
+/// job gets its real outcome. Stops trying when the server stops (false); the start-up recovery
+/// then finds the job as it was.
+async fn persist<F: std::future::Future<Output = crate::store::Result<()>>>(
+    state: &AppState,
+    id: &str,
+    what: &str,
+    mut write: impl FnMut() -> F,
+) -> bool {
+    let mut delay = Duration::from_millis(200);
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        match write().await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::error!("job {id}: could not {what} ({e}); trying again in {delay:?}");
+                state.metrics.store_write_retries.inc();
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return false,
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
 }
 
 async fn record_outcome(
     state: &Arc<AppState>,
     id: &str,
     dir: &Path,
-    job: JobRecord,
+    job: &JobRecord,
     started: i64,
-    outcome: Result<JobResult, Failure>,
+    outcome: &Result<JobResult, Failure>,
     live: &Live,
 ) -> crate::store::Result<()> {
     if state.store.get(id).await?.is_none() {
@@ -351,9 +380,9 @@ async fn record_outcome(
             let bytes = folder_bytes(dir);
             state
                 .store
-                .finish(id, Status::Done, None, Some(&result), bytes)
+                .finish(id, Status::Done, None, Some(result), bytes)
                 .await?;
-            let record = state.store.get(id).await?.unwrap_or(job);
+            let record = state.store.get(id).await?.unwrap_or_else(|| job.clone());
             let view = JobView::new(&record, None);
             if let Ok(report) = serde_json::to_vec_pretty(&view) {
                 let _ = crate::durable::write_async(dir.join(REPORT_FILE), report).await;
@@ -385,7 +414,9 @@ async fn record_outcome(
                 )
                 .await?;
             state.metrics.outcome("failed");
-            JobEvent::Failed { error }
+            JobEvent::Failed {
+                error: error.clone(),
+            }
         }
     };
     live.send(event);

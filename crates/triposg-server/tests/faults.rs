@@ -178,6 +178,68 @@ async fn a_full_disk_fails_clearly_and_the_server_recovers_when_space_returns() 
     server.shutdown().await.unwrap();
 }
 
+/// The job store on a full disk: a job that ends then cannot be recorded. It is neither lost
+/// nor failed for nothing: it stays running, and once space is back it gets its real outcome
+/// and the same worker runs the next job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_the_store_holds_the_outcome_until_space_returns() {
+    let Some(disk) = SmallDisk::mount(4) else {
+        return;
+    };
+    let outputs = tempfile::tempdir().unwrap();
+    let mut c = config(outputs.path());
+    c.database_url = Some(format!(
+        "sqlite://{}?mode=rwc",
+        disk.path().join("triposg.db").display()
+    ));
+    let server = start(c).await;
+    let me = Browser::new(&server);
+    let id = me
+        .submit(&[("num_tokens", "16"), ("steps", "30"), ("octree_depth", "7")])
+        .await;
+    let mut events = me.events(&id).await;
+    loop {
+        let (name, data) = events.next().await.expect("stream ended early");
+        if name == "step" && data["stage"] == "denoise" {
+            break;
+        }
+    }
+    let filler = disk.fill_leaving(0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while store_write_retries(&me).await == 0 {
+        assert!(Instant::now() < deadline, "the outcome was never refused");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, job) = me.json(&format!("/api/jobs/{id}")).await;
+    assert_eq!(job["status"], "running", "{job}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let (names, done) = tokio::time::timeout(Duration::from_secs(60), events.until_final())
+        .await
+        .expect("no outcome after space returned");
+    assert_eq!(names.last().unwrap(), "done", "{done}");
+    let (_, job) = me.json(&format!("/api/jobs/{id}")).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let next = me.submit(&FAST).await;
+    let (names, done) = me.events(&next).await.until_final().await;
+    assert_eq!(names.last().unwrap(), "done", "{done}");
+    server.shutdown().await.unwrap();
+}
+
+async fn store_write_retries(me: &Browser) -> u64 {
+    let text = me
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("triposg_store_write_retries_total "))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_weights_fail_the_job_clearly_and_repaired_weights_work_without_a_restart() {
     let weights = tempfile::tempdir().unwrap();
