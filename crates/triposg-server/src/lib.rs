@@ -9,7 +9,7 @@ mod gpu;
 mod hub;
 mod legacy;
 mod login;
-mod memory;
+pub mod memory;
 mod metrics;
 mod openapi;
 pub mod params;

@@ -14,8 +14,6 @@ use triposg_model::checkpoint::{Checkpoint, Component};
 use triposg_model::dit::DiTConfig;
 use triposg_model::vae::VaeConfig;
 
-use crate::params::JobParams;
-
 /// DINOv2's tokens for the 224-pixel input: (224 / 14)^2 patches and the class token.
 const IMAGE_TOKENS: u64 = 257;
 /// Below this many points per VAE call the per-call overhead dominates and a job crawls: such a
@@ -62,7 +60,7 @@ impl Estimate {
         vae: &VaeConfig,
         weights: u64,
         dtype: DType,
-        params: &JobParams,
+        params: &ShapeParams,
     ) -> Self {
         let s = dtype.size_in_bytes() as u64;
         let t = params.num_tokens as u64;
@@ -93,7 +91,7 @@ impl Estimate {
 
     /// From the weights folder's configs; `None` when they cannot be read (loading the models
     /// then fails with its own advice).
-    pub fn from_weights(weights: &Path, dtype: DType, params: &JobParams) -> Option<Self> {
+    pub fn from_weights(weights: &Path, dtype: DType, params: &ShapeParams) -> Option<Self> {
         let ckpt = Checkpoint::new(weights.join("TripoSG"));
         let mut parameters = 0u64;
         for c in Component::ALL {
@@ -138,7 +136,7 @@ impl Estimate {
             "lower num_tokens (the memory of the model run grows with its square) or raise --memory-limit"
         };
         Err(format!(
-            "this job needs about {} of memory (models {}, octree depth {} surface {}) but the server's memory limit is {}: {advice}",
+            "this job needs about {} of memory (models {}, octree depth {} surface {}) but --memory-limit is {}: {advice}",
             human(needs),
             human(BASELINE + self.weights),
             self.octree_depth,
@@ -170,12 +168,13 @@ pub fn out_of_memory(error: &dyn std::fmt::Display) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn job(pairs: &[(&str, &str)]) -> JobParams {
-        JobParams::from_fields(&crate::params::fields(pairs)).unwrap()
+    fn job(pairs: &[(&str, &str)]) -> ShapeParams {
+        let params = crate::params::JobParams::from_fields(&crate::params::fields(pairs)).unwrap();
+        params.shape(params.seed)
     }
 
     /// The released model in f16: about 1.5 billion parameters.
-    fn released(params: &JobParams) -> Estimate {
+    fn released(params: &ShapeParams) -> Estimate {
         Estimate::new(
             &DiTConfig::triposg(),
             &VaeConfig::triposg(),
@@ -207,7 +206,7 @@ mod tests {
         let err = deep.fit(limit).unwrap_err();
         assert!(err.contains("octree depth 10"), "{err}");
         assert!(
-            err.contains(&format!("memory limit is {}", human(limit))),
+            err.contains(&format!("--memory-limit is {}", human(limit))),
             "{err}"
         );
         assert!(err.contains("lower the octree depth"), "{err}");

@@ -195,7 +195,8 @@ fn query_batch(state: &AppState, slot: &DeviceSlot, params: &JobParams) -> Resul
     let Some(limit) = state.config.memory_limit else {
         return Ok(default_batch());
     };
-    let Some(estimate) = Estimate::from_weights(&state.config.weights, slot.dtype, params) else {
+    let shape = params.shape(params.seed);
+    let Some(estimate) = Estimate::from_weights(&state.config.weights, slot.dtype, &shape) else {
         return Ok(default_batch());
     };
     let batch = estimate.fit(limit).map_err(Failure::Failed)?;

@@ -368,7 +368,7 @@ async fn a_job_over_the_memory_limit_fails_clearly_and_the_next_one_runs() {
     for part in [
         "needs about",
         "octree depth 10",
-        "memory limit is 300.0 MiB",
+        "--memory-limit is 300.0 MiB",
         "lower the octree depth",
     ] {
         assert!(error.contains(part), "{part}: {error}");
