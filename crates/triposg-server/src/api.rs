@@ -18,7 +18,7 @@ use crate::params::{is_plain_file_name, JobParams};
 use crate::retention::remove_job;
 use crate::session::{auth_layer, session_layer, Session};
 use crate::store::{now_ms, JobRecord, Origin, Status};
-use crate::upload::{check_and_thumbnail, read_form, Upload};
+use crate::upload::{check_and_thumbnail, read_job_form, Upload};
 use crate::view::{JobView, THUMBNAIL_FILE, UPLOAD_FILE};
 use crate::worker::job_dir;
 use crate::AppState;
@@ -200,8 +200,7 @@ async fn submit(
     Extension(session): Extension<Session>,
     form: Multipart,
 ) -> AppResult<Response> {
-    let upload = read_form(form, "image").await?;
-    let params = JobParams::from_fields(&upload.fields).map_err(ApiError::bad_request)?;
+    let (upload, params) = read_job_form(form).await?;
     let job = create_job(&state, &session, upload, params, Origin::Api).await?;
     let location = format!("/api/jobs/{}", job.id);
     let mut response = (StatusCode::ACCEPTED, Json(view(&state, &job))).into_response();

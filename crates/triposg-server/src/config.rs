@@ -32,6 +32,9 @@ pub struct Config {
     pub retention: Retention,
     /// `sqlite://...` or `postgres://...`; default: `triposg.db` in the outputs folder.
     pub database_url: Option<String>,
+    /// The most memory one job may take on its device, in bytes; a job estimated to need more
+    /// runs with a smaller decode batch or fails saying what to lower. `None`: no limit.
+    pub memory_limit: Option<u64>,
     /// Hugging Face hub (or mirror) for the weights download; default `HF_ENDPOINT` or the hub.
     pub hub_endpoint: Option<String>,
 }
@@ -63,6 +66,7 @@ impl Config {
             retention: Retention::default(),
             database_url: None,
             hub_endpoint: None,
+            memory_limit: None,
         }
     }
 
@@ -74,6 +78,15 @@ impl Config {
             )
         })
     }
+}
+
+/// `--memory-limit`: `6GiB`, `800MiB`, `1.5GB` or plain bytes.
+pub fn parse_memory_limit(text: &str) -> Result<u64, String> {
+    let bytes = text.trim().parse::<bytesize::ByteSize>()?.as_u64();
+    if bytes == 0 {
+        return Err("the memory limit must be more than 0 (leave it unset for no limit)".into());
+    }
+    Ok(bytes)
 }
 
 /// `cuda:0,cuda:1`, `0,1` (meaning CUDA cards), `cpu` or `metal` -> candle device names.
@@ -106,5 +119,15 @@ mod tests {
         assert_eq!(parse_devices("cpu").unwrap(), ["cpu"]);
         assert_eq!(parse_devices("cuda:1,metal").unwrap(), ["cuda:1", "metal"]);
         assert!(parse_devices(" , ").is_err());
+    }
+
+    #[test]
+    fn memory_limits_read_binary_and_decimal_units() {
+        assert_eq!(parse_memory_limit("6GiB"), Ok(6 << 30));
+        assert_eq!(parse_memory_limit("800 MiB"), Ok(800 << 20));
+        assert_eq!(parse_memory_limit("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_memory_limit("1048576"), Ok(1 << 20));
+        assert!(parse_memory_limit("lots").is_err());
+        assert!(parse_memory_limit("0").is_err());
     }
 }

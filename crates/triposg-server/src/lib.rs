@@ -9,6 +9,7 @@ mod gpu;
 mod hub;
 mod legacy;
 mod login;
+pub mod memory;
 mod metrics;
 mod openapi;
 pub mod params;
@@ -42,6 +43,7 @@ pub use config::Config;
 use hub::Hub;
 use metrics::Metrics;
 use store::Store;
+pub use upload::read_job_form_body;
 use worker::DeviceSlot;
 
 pub struct AppState {

@@ -37,6 +37,7 @@ pub struct Metrics {
     pub job_seconds: Histogram,
     pub models_loaded: Family<DeviceLabel, Gauge>,
     pub rejected_full: Counter,
+    pub store_write_retries: Counter,
     pub gpu_used_bytes: Family<DeviceLabel, Gauge>,
     pub gpu_total_bytes: Family<DeviceLabel, Gauge>,
 }
@@ -52,6 +53,7 @@ impl Default for Metrics {
         let job_seconds = seconds_histogram();
         let models_loaded = Family::<DeviceLabel, Gauge>::default();
         let rejected_full = Counter::default();
+        let store_write_retries = Counter::default();
         let gpu_used_bytes = Family::<DeviceLabel, Gauge>::default();
         let gpu_total_bytes = Family::<DeviceLabel, Gauge>::default();
         registry.register(
@@ -81,6 +83,11 @@ impl Default for Metrics {
             "Submissions refused because the queue was full",
             rejected_full.clone(),
         );
+        registry.register(
+            "store_write_retries",
+            "Writes of a job's state to the job store that failed and are tried again (a full disk?)",
+            store_write_retries.clone(),
+        );
         // Absent on CPU devices: there is no GPU memory to report.
         registry.register(
             "gpu_memory_used_bytes",
@@ -101,6 +108,7 @@ impl Default for Metrics {
             job_seconds,
             models_loaded,
             rejected_full,
+            store_write_retries,
             gpu_used_bytes,
             gpu_total_bytes,
         }

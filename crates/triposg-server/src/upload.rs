@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::io::Cursor;
 
-use axum::body::Bytes;
-use axum::extract::Multipart;
-use axum::http::StatusCode;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Multipart};
+use axum::http::{header, Request, StatusCode};
 use triposg_image::{DecodeLimits, ImageError};
 
 use crate::api::ApiError;
+use crate::params::JobParams;
 
 pub struct Upload {
     pub image: Bytes,
@@ -53,6 +54,32 @@ pub async fn read_form(mut form: Multipart, image_field: &str) -> Result<Upload,
         file_name: display_name(&file_name),
         fields,
     })
+}
+
+/// The upload and parameters of a job form, as `POST /api/jobs` reads them.
+pub async fn read_job_form(form: Multipart) -> Result<(Upload, JobParams), ApiError> {
+    let upload = read_form(form, "image").await?;
+    let params = JobParams::from_fields(&upload.fields).map_err(ApiError::bad_request)?;
+    Ok((upload, params))
+}
+
+/// [`read_job_form`] on a raw request body, for the `upload_form` fuzz target and the replay of
+/// its corpus: the parameters, or the status and sentence the API would answer.
+pub async fn read_job_form_body(
+    content_type: &str,
+    body: Vec<u8>,
+) -> Result<JobParams, (StatusCode, String)> {
+    let request = Request::post("/api/jobs")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+    let form = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| (e.status(), e.body_text()))?;
+    let (_, params) = read_job_form(form)
+        .await
+        .map_err(|e| (e.status, e.message))?;
+    Ok(params)
 }
 
 /// The last path component, without control characters, at most 100 characters.

@@ -6,19 +6,21 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
 use triposg_core::residency::Resident;
 use triposg_core::{
-    generate_shape, prepare_image, prepare_print, Cancel, Event, JobError, LazyRmbg, Models, Stage,
+    generate_shape, prepare_image, prepare_print, Cancel, Event, JobError, LazyRmbg, Models,
+    ShapeParams, Stage,
 };
 use triposg_image::PrepOptions;
 use triposg_mesh::print::{write_outputs, PrintMetadata};
 use triposg_mesh::Mesh;
 
 use crate::hub::{JobEvent, Live};
-use crate::params::{mesh_file_name, print_stem};
+use crate::memory::{default_batch, out_of_memory, Estimate};
+use crate::params::{mesh_file_name, print_stem, JobParams};
 use crate::print::{PrintParams, PrintSummary};
 use crate::store::{now_ms, Candidate, JobRecord, JobResult, Status};
 use crate::view::{JobView, PREPARED_FILE, REPORT_FILE, UPLOAD_FILE};
@@ -54,6 +56,7 @@ impl From<JobError> for Failure {
     fn from(e: JobError) -> Self {
         match e {
             JobError::Cancelled => Self::Cancelled,
+            JobError::Candle(e) => Self::Failed(out_of_memory(&e).unwrap_or_else(|| e.to_string())),
             e => Self::Failed(e.to_string()),
         }
     }
@@ -73,6 +76,7 @@ fn execute(
     live: &Live,
 ) -> Result<JobResult, Failure> {
     let params = &job.params;
+    let query_batch = query_batch(state, slot, params)?;
     let candidates = params.candidates;
     let current = Cell::new(1);
     let stage_seconds = RefCell::new(BTreeMap::<String, f64>::new());
@@ -125,9 +129,9 @@ fn execute(
         .models
         .acquire(|| Models::load(&state.config.weights, &slot.device, slot.dtype))
         .map_err(|e| {
-            Failure::Failed(format!(
+            Failure::Failed(out_of_memory(&e).unwrap_or_else(|| format!(
                 "the TripoSG weights could not be loaded ({e}); run `triposg check-weights` on the server to see what is wrong, or `triposg download`"
-            ))
+            )))
         })?;
     let pixels = prepared
         .pixel_tensor(&models.device)
@@ -137,7 +141,10 @@ fn execute(
         let mesh = generate_shape(
             &models,
             &pixels,
-            &params.shape(seed),
+            &ShapeParams {
+                query_batch,
+                ..params.shape(seed)
+            },
             &live.cancel,
             &mut on_event,
         )?;
@@ -181,6 +188,22 @@ fn execute(
         candidates: done,
         stage_seconds: stage_seconds.into_inner(),
     })
+}
+
+/// The decode batch that keeps the job within `--memory-limit`, or the sentence it fails with.
+fn query_batch(state: &AppState, slot: &DeviceSlot, params: &JobParams) -> Result<usize, Failure> {
+    let Some(limit) = state.config.memory_limit else {
+        return Ok(default_batch());
+    };
+    let shape = params.shape(params.seed);
+    let Some(estimate) = Estimate::from_weights(&state.config.weights, slot.dtype, &shape) else {
+        return Ok(default_batch());
+    };
+    let batch = estimate.fit(limit).map_err(Failure::Failed)?;
+    if batch < default_batch() {
+        tracing::info!("decoding {batch} points per call to stay within --memory-limit");
+    }
+    Ok(batch)
 }
 
 /// Print preparation of one candidate, written as `seed<N>_print.{stl,3mf,glb,report.json}`.
@@ -275,10 +298,10 @@ async fn run_one(
         return Ok(());
     };
     let started = now_ms();
-    state
-        .store
-        .set_status(id, Status::Running, Some(started))
-        .await?;
+    let running = || state.store.set_status(id, Status::Running, Some(started));
+    if !persist(state, id, "mark it running", running).await {
+        return Ok(());
+    }
     live.send(JobEvent::Started {
         device: slot.name.clone(),
     });
@@ -299,18 +322,47 @@ async fn run_one(
     state.metrics.running.dec();
     // The live state stays registered until the record is final, so that a subscriber arriving
     // meanwhile either finds it running (and gets the final event) or finds it finished.
-    let result = record_outcome(state, id, &dir, job, started, outcome, &live).await;
+    let record = || record_outcome(state, id, &dir, &job, started, &outcome, &live);
+    persist(state, id, "record its outcome", record).await;
     state.hub.forget(id);
-    result
+    Ok(())
+}
+
+/// Repeats a write to the job store until it succeeds, so that a full disk under the store
+/// leaves no job "running" (or a taken job unrun) until the next start: once space is back the
+/// job gets its real outcome. Stops trying when the server stops (false); the start-up recovery
+/// then finds the job as it was.
+async fn persist<F: std::future::Future<Output = crate::store::Result<()>>>(
+    state: &AppState,
+    id: &str,
+    what: &str,
+    mut write: impl FnMut() -> F,
+) -> bool {
+    let mut delay = Duration::from_millis(200);
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        match write().await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::error!("job {id}: could not {what} ({e}); trying again in {delay:?}");
+                state.metrics.store_write_retries.inc();
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return false,
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
 }
 
 async fn record_outcome(
     state: &Arc<AppState>,
     id: &str,
     dir: &Path,
-    job: JobRecord,
+    job: &JobRecord,
     started: i64,
-    outcome: Result<JobResult, Failure>,
+    outcome: &Result<JobResult, Failure>,
     live: &Live,
 ) -> crate::store::Result<()> {
     if state.store.get(id).await?.is_none() {
@@ -329,9 +381,9 @@ async fn record_outcome(
             let bytes = folder_bytes(dir);
             state
                 .store
-                .finish(id, Status::Done, None, Some(&result), bytes)
+                .finish(id, Status::Done, None, Some(result), bytes)
                 .await?;
-            let record = state.store.get(id).await?.unwrap_or(job);
+            let record = state.store.get(id).await?.unwrap_or_else(|| job.clone());
             let view = JobView::new(&record, None);
             if let Ok(report) = serde_json::to_vec_pretty(&view) {
                 let _ = crate::durable::write_async(dir.join(REPORT_FILE), report).await;
@@ -363,7 +415,9 @@ async fn record_outcome(
                 )
                 .await?;
             state.metrics.outcome("failed");
-            JobEvent::Failed { error }
+            JobEvent::Failed {
+                error: error.clone(),
+            }
         }
     };
     live.send(event);

@@ -178,6 +178,69 @@ async fn a_full_disk_fails_clearly_and_the_server_recovers_when_space_returns() 
     server.shutdown().await.unwrap();
 }
 
+/// The job store on a full disk: a job that ends then cannot be recorded. It is neither lost
+/// nor failed for nothing: it stays running, and once space is back it gets its real outcome
+/// and the same worker runs the next job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_the_store_holds_the_outcome_until_space_returns() {
+    let Some(disk) = SmallDisk::mount(4) else {
+        return;
+    };
+    let outputs = tempfile::tempdir().unwrap();
+    let mut c = config(outputs.path());
+    c.database_url = Some(format!(
+        "sqlite://{}?mode=rwc",
+        disk.path().join("triposg.db").display()
+    ));
+    let server = start(c).await;
+    let me = Browser::new(&server);
+    let id = me
+        .submit(&[("num_tokens", "16"), ("steps", "30"), ("octree_depth", "7")])
+        .await;
+    let mut events = me.events(&id).await;
+    loop {
+        let (name, data) = events.next().await.expect("stream ended early");
+        if name == "step" && data["stage"] == "denoise" {
+            break;
+        }
+    }
+    let filler = disk.fill_leaving(0);
+    // Generous: on a loaded 2-core machine the rest of the job can take minutes.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while store_write_retries(&me).await == 0 {
+        assert!(Instant::now() < deadline, "the outcome was never refused");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, job) = me.json(&format!("/api/jobs/{id}")).await;
+    assert_eq!(job["status"], "running", "{job}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let (names, done) = tokio::time::timeout(Duration::from_secs(60), events.until_final())
+        .await
+        .expect("no outcome after space returned");
+    assert_eq!(names.last().unwrap(), "done", "{done}");
+    let (_, job) = me.json(&format!("/api/jobs/{id}")).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let next = me.submit(&FAST).await;
+    let (names, done) = me.events(&next).await.until_final().await;
+    assert_eq!(names.last().unwrap(), "done", "{done}");
+    server.shutdown().await.unwrap();
+}
+
+async fn store_write_retries(me: &Browser) -> u64 {
+    let text = me
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("triposg_store_write_retries_total "))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_weights_fail_the_job_clearly_and_repaired_weights_work_without_a_restart() {
     let weights = tempfile::tempdir().unwrap();
@@ -264,9 +327,14 @@ async fn clients_vanishing_mid_upload_or_mid_stream_leave_nothing_behind() {
     assert!(temp_files(outputs.path()).is_empty());
     let (_, list) = me.json("/api/jobs").await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
-    // Closed connections release their handles shortly after. Allowed growth: the job store's
-    // pool fills up during the job (4 SQLite connections x db, -wal, -shm) plus a few keep-alive
-    // sockets of our own client; 100 vanished clients leaking even one handle each exceed it.
+    assert_no_handle_leaked(before).await;
+    server.shutdown().await.unwrap();
+}
+
+/// Closed connections release their handles shortly after. Allowed growth: the job store's pool
+/// fills up during a job (4 SQLite connections x db, -wal, -shm) plus a few keep-alive sockets
+/// of our own client; 100 vanished clients leaking even one handle each exceed it.
+async fn assert_no_handle_leaked(before: usize) {
     let allowed = before + 4 * 3 + 4;
     let deadline = Instant::now() + Duration::from_secs(10);
     while open_files() > allowed && Instant::now() < deadline {
@@ -277,5 +345,47 @@ async fn clients_vanishing_mid_upload_or_mid_stream_leave_nothing_behind() {
         "{} open files, {before} before",
         open_files()
     );
+}
+
+/// With a memory limit, a job estimated past it fails before it starts, saying what it needs
+/// and what to lower, and the same worker then runs a job within the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_over_the_memory_limit_fails_clearly_and_the_next_one_runs() {
+    let outputs = tempfile::tempdir().unwrap();
+    let mut c = config(outputs.path());
+    // The tiny models with a depth-7 surface need about 110 MiB; depth 10 about 2 GiB.
+    c.memory_limit = Some(300 << 20);
+    let server = start(c).await;
+    let me = Browser::new(&server);
+    let before = open_files();
+    let deep = me
+        .submit(&[("num_tokens", "16"), ("steps", "2"), ("octree_depth", "10")])
+        .await;
+    let within = me.submit(&FAST).await;
+
+    let (names, failed) = me.events(&deep).await.until_final().await;
+    assert_eq!(names.last().unwrap(), "failed", "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    for part in [
+        "needs about",
+        "octree depth 10",
+        "--memory-limit is 300.0 MiB",
+        "lower the octree depth",
+    ] {
+        assert!(error.contains(part), "{part}: {error}");
+    }
+    let (names, done) = me.events(&within).await.until_final().await;
+    assert_eq!(names.last().unwrap(), "done", "{done}");
+    let (_, job) = me.json(&format!("/api/jobs/{within}")).await;
+    let r = me
+        .get(job["files"][0]["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(!r.bytes().await.unwrap().is_empty());
+
+    assert!(temp_files(outputs.path()).is_empty());
+    assert_no_handle_leaked(before).await;
     server.shutdown().await.unwrap();
 }

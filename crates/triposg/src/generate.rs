@@ -16,6 +16,9 @@ use triposg_image::{DecodeLimits, PrepOptions, PreparedImage};
 use triposg_mesh::print::{self, PrintMetadata, PrintOptions, UpAxis};
 use triposg_mesh::Mesh;
 
+use triposg_server::config::parse_memory_limit;
+use triposg_server::memory::{default_batch, Estimate};
+
 use crate::prep::PrintArgs;
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
@@ -65,6 +68,11 @@ pub struct GenerateArgs {
     /// as JSON to this file.
     #[arg(long, env = "TRIPOSG_SUMMARY_JSON")]
     summary_json: Option<PathBuf>,
+    /// The most memory the run may take on its device (RAM on the CPU, the card's on a GPU),
+    /// e.g. 6GiB or 800MiB: a larger run decodes in smaller batches or stops before loading
+    /// the models, saying what to lower. Default: no limit.
+    #[arg(long, env = "TRIPOSG_MEMORY_LIMIT", value_parser = parse_memory_limit)]
+    memory_limit: Option<u64>,
     #[command(flatten)]
     print: PrintArgs,
 }
@@ -176,6 +184,8 @@ struct Prepared {
 /// Everything fixed for the whole run: the models and the options every shape shares.
 struct Run<'a> {
     args: &'a GenerateArgs,
+    /// Points per VAE call, within --memory-limit.
+    query_batch: usize,
     models: Models,
     device: &'a Device,
     formats: Vec<&'a str>,
@@ -200,7 +210,10 @@ impl Run<'_> {
             let mesh = generate_shape(
                 &self.models,
                 &pixels,
-                &self.args.params(seed),
+                &ShapeParams {
+                    query_batch: self.query_batch,
+                    ..self.args.params(seed)
+                },
                 &self.cancel,
                 &mut on_event,
             )?;
@@ -290,6 +303,20 @@ fn print_summary(rows: &[Row]) {
     }
 }
 
+/// The decode batch within --memory-limit, or the error saying what to lower.
+fn query_batch(weights: &Path, dtype: DType, args: &GenerateArgs) -> Result<usize> {
+    let estimate = args.memory_limit.and_then(|limit| {
+        Some((
+            limit,
+            Estimate::from_weights(weights, dtype, &args.params(args.seed))?,
+        ))
+    });
+    match estimate {
+        Some((limit, estimate)) => estimate.fit(limit).map_err(anyhow::Error::msg),
+        None => Ok(default_batch()),
+    }
+}
+
 pub fn run(weights: &Path, device: &Device, dtype: DType, args: &GenerateArgs) -> Result<bool> {
     // Every option is checked before minutes go into loading models.
     let formats = args.raw_formats()?;
@@ -302,6 +329,7 @@ pub fn run(weights: &Path, device: &Device, dtype: DType, args: &GenerateArgs) -
         anyhow::bail!("--formats none with --no-print would write no mesh: drop one of them");
     }
     args.params(args.seed).validate()?;
+    let query_batch = query_batch(weights, dtype, args)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating output folder {}", args.out.display()))?;
     eprintln!(
@@ -313,6 +341,7 @@ pub fn run(weights: &Path, device: &Device, dtype: DType, args: &GenerateArgs) -
     let rmbg = LazyRmbg::new(weights.join("RMBG-1.4"), device.clone());
     let run = Run {
         args,
+        query_batch,
         models,
         device,
         formats,

@@ -7,7 +7,7 @@ use crate::signals::stop_signal;
 use anyhow::Result;
 use clap::Args;
 use triposg_core::residency::ResidencyPolicy;
-use triposg_server::config::{parse_devices, Config, Retention};
+use triposg_server::config::{parse_devices, parse_memory_limit, Config, Retention};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// Keep finished jobs' files under this many MiB (oldest go first).
     #[arg(long, env = "TRIPOSG_KEEP_MB")]
     keep_mb: Option<u64>,
+    /// The most memory one job may take on its device (RAM on the CPU, the card's on a GPU),
+    /// e.g. 6GiB or 800MiB: a larger job runs with a smaller decode batch or fails saying what
+    /// to lower, instead of running out of memory. Default: no limit.
+    #[arg(long, env = "TRIPOSG_MEMORY_LIMIT", value_parser = parse_memory_limit)]
+    memory_limit: Option<u64>,
     /// Job store: sqlite://PATH or postgres://...; default sqlite in the outputs folder.
     #[arg(long, env = "TRIPOSG_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
@@ -81,6 +86,7 @@ impl ServeArgs {
             max_bytes: self.keep_mb.map(|mb| mb << 20),
         };
         c.database_url = self.database_url.clone();
+        c.memory_limit = self.memory_limit;
         Ok(c)
     }
 }

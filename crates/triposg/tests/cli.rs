@@ -202,6 +202,23 @@ fn generate_with_broken_weights_says_what_to_do_and_writes_nothing() {
 }
 
 #[test]
+fn generate_past_its_memory_limit_stops_before_loading_and_says_what_to_lower() {
+    let out = tempfile::tempdir().unwrap();
+    let run = generate_tiny(&fixtures().join("tiny-surface"), out.path())
+        .args(["--octree-depth", "10", "--memory-limit", "300MiB"])
+        .arg(fixtures().join("images/qwvfsd_rgba.png"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        stderr.contains("--memory-limit is 300.0 MiB") && stderr.contains("lower the octree depth"),
+        "{stderr}"
+    );
+    assert_eq!(files_in(out.path()), Vec::<String>::new());
+}
+
+#[test]
 fn generate_on_an_unknown_device_lists_the_choices() {
     let out = tempfile::tempdir().unwrap();
     let run = triposg()

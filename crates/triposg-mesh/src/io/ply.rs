@@ -143,6 +143,14 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Mesh> {
     let mut mesh = Mesh::default();
     for element in &elements {
         let axis = |name: &str| ["x", "y", "z"].iter().position(|&a| a == name);
+        // An item without properties takes no bytes, so its count is not bounded by the file:
+        // looping over a claimed billion of them would hang (found by the fuzzer).
+        if element.properties.is_empty() {
+            if element.name == "vertex" && element.count > 0 {
+                return Err(malformed(FORMAT, "vertex element without properties"));
+            }
+            continue;
+        }
         for _ in 0..element.count {
             let mut p = [0f32; 3];
             for property in &element.properties {
@@ -244,5 +252,8 @@ mod tests {
         let last = out_of_range.len() - 4;
         out_of_range[last..].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(from_bytes(&out_of_range).is_err());
+        let no_properties =
+            b"ply\nformat binary_little_endian 1.0\nelement vertex 4000000000\nend_header\n";
+        assert!(from_bytes(no_properties).is_err());
     }
 }
