@@ -95,18 +95,8 @@ pub fn run_job(
 }
 
 /// Print preparation of a generated mesh as one more stage: generated meshes are Y-up in model
-/// units, whatever `opts.input_up` says. Runs to the end; [`prepare_print_cancellable`] stops
-/// on request.
-pub fn prepare_print(
-    mesh: &Mesh,
-    opts: &PrintOptions,
-    on_event: impl FnMut(Event),
-) -> Result<PrintResult, JobError> {
-    prepare_print_cancellable(mesh, opts, &Cancel::new(), on_event)
-}
-
-/// [`prepare_print`] that stops with [`JobError::Cancelled`] soon after `cancel` is set, even
-/// in the middle of the stage.
+/// units, whatever `opts.input_up` says. Stops with [`JobError::Cancelled`] soon after `cancel`
+/// is set, even in the middle of the stage.
 pub fn prepare_print_cancellable(
     mesh: &Mesh,
     opts: &PrintOptions,

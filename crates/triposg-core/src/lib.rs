@@ -8,8 +8,6 @@ pub mod residency;
 pub mod shape;
 
 pub use events::{Cancel, Event, Stage};
-pub use job::{
-    prepare_image, prepare_print, prepare_print_cancellable, run_job, JobOutput, LazyRmbg,
-};
+pub use job::{prepare_image, prepare_print_cancellable, run_job, JobOutput, LazyRmbg};
 pub use models::Models;
 pub use shape::{generate_shape, JobError, ShapeParams};

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device};
 use triposg_core::residency::Resident;
 use triposg_core::{
-    generate_shape, prepare_image, prepare_print, Cancel, Event, JobError, LazyRmbg, Models,
-    ShapeParams, Stage,
+    generate_shape, prepare_image, prepare_print_cancellable, Cancel, Event, JobError, LazyRmbg,
+    Models, ShapeParams, Stage,
 };
 use triposg_image::PrepOptions;
 use triposg_mesh::print::{write_outputs, PrintMetadata};
@@ -170,7 +170,7 @@ fn execute(
             print_error: None,
         };
         if let Some(print) = &params.print {
-            match print_files(job, seed, &mesh, print, dir, &mut on_event) {
+            match print_files(job, seed, &mesh, print, dir, &live.cancel, &mut on_event) {
                 Ok((files, summary)) => {
                     candidate.print_files = files;
                     candidate.print = Some(summary);
@@ -213,11 +213,12 @@ fn print_files(
     mesh: &Mesh,
     print: &PrintParams,
     dir: &Path,
+    cancel: &Cancel,
     on_event: &mut impl FnMut(Event),
 ) -> Result<(Vec<String>, PrintSummary), Failure> {
     // Checked when the job was submitted; a stored job from an older server may still fail.
     let opts = print.options().map_err(Failure::Failed)?;
-    let result = prepare_print(mesh, &opts, on_event)?;
+    let result = prepare_print_cancellable(mesh, &opts, cancel, on_event)?;
     let stem = print_stem(seed);
     let meta = PrintMetadata {
         name: job
