@@ -103,14 +103,7 @@ async fn a_job_runs_to_done_and_stays_in_the_history() {
     }
 
     // Metrics count the finished job and its stages.
-    let metrics = me
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = me.metrics().await;
     for line in [
         "triposg_jobs_total{outcome=\"done\"} 1",
         "triposg_queue_depth 0",
@@ -236,14 +229,7 @@ async fn a_full_queue_refuses_with_retry_after_and_jobs_cancel() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
 
-    let metrics = me
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = me.metrics().await;
     assert!(
         metrics.contains("triposg_jobs_total{outcome=\"cancelled\"} 2"),
         "{metrics}"
@@ -392,14 +378,7 @@ async fn health_readiness_info_docs_and_the_page() {
     assert_eq!(info["residency"], "keep");
     // A CPU has no GPU memory to report: none here, and no such series in the metrics.
     assert!(info["devices"][0]["memory"].is_null(), "{info}");
-    let metrics = me
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = me.metrics().await;
     assert!(
         !metrics.contains("triposg_gpu_memory_used_bytes{"),
         "{metrics}"

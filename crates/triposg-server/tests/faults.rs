@@ -229,14 +229,7 @@ async fn a_full_disk_under_the_store_holds_the_outcome_until_space_returns() {
 }
 
 async fn store_write_retries(me: &Browser) -> u64 {
-    let text = me
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = me.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix("triposg_store_write_retries_total "))
         .map_or(0, |v| v.trim().parse().unwrap())

@@ -123,6 +123,17 @@ impl Browser {
         }
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn json(&self, path: &str) -> (StatusCode, serde_json::Value) {
         let r = self.get(path).send().await.unwrap();
         let status = r.status();
