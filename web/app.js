@@ -4,7 +4,14 @@
 import { Viewer } from '/viewer.js';
 
 const $ = (id) => document.getElementById(id);
-const viewer = new Viewer($('viewer'));
+// A browser without WebGL (switched off, or its GPU process gone) still gets the whole page:
+// progress, report and downloads; only the 3D view says why it is empty.
+const viewer = (() => {
+  try { return new Viewer($('viewer')); } catch (err) {
+    $('viewer-empty').textContent = `This browser cannot draw the 3D view (${err.message}); the downloads below still work.`;
+    return null;
+  }
+})();
 let file = null;
 let current = null; // { id, source }
 let shown = null; // { job, candidate }
@@ -222,6 +229,7 @@ async function showCandidate(job, candidate) {
   const f = which() === 'print' ? printGlb : rawGlb;
   $('preview-size-label').hidden = !!printGlb;
   if (!f) { say('This job wrote no GLB file, so it cannot be shown; download the files instead.'); return; }
+  if (!viewer) return;
   $('viewer-empty').hidden = true;
   try {
     const sizeMm = candidate.print ? Math.max(...candidate.print.size_mm) : null;
@@ -303,9 +311,9 @@ async function refreshHistory() {
   }
 }
 
-$('wireframe').addEventListener('change', (e) => viewer.setWireframe(e.target.checked));
-$('overhangs').addEventListener('change', (e) => viewer.setOverhangs(e.target.checked));
-$('preview-size').addEventListener('change', (e) => showDimensions(viewer.setSize(Number(e.target.value) || 100)));
+$('wireframe').addEventListener('change', (e) => viewer?.setWireframe(e.target.checked));
+$('overhangs').addEventListener('change', (e) => viewer?.setOverhangs(e.target.checked));
+$('preview-size').addEventListener('change', (e) => { if (viewer) showDimensions(viewer.setSize(Number(e.target.value) || 100)); });
 
 // Weights missing: say so, and fetch them through the server (`triposg download`'s code).
 function showWeights(w) {

@@ -161,16 +161,25 @@ try {
   const box = await small.locator('#generate-btn').boundingBox();
   if (!box || box.width > 390 || box.height < 40) fail(`generate button on a phone: ${JSON.stringify(box)}`);
   await small.screenshot({ path: join(artifacts, 'phone.png'), fullPage: true });
+  await phone.close();
 
-  // No weights: the page says so and offers the download.
+  // No weights, in a browser that cannot draw WebGL (canvas contexts refused, as with WebGL
+  // switched off): the page still runs, says so in the viewer, and offers the weights download.
   const bare = serve(mkdtempSync(join(tmpdir(), 'triposg-noweights-')), mkdtempSync(join(tmpdir(), 'triposg-ui-')));
+  const other = await browser.newPage();
   try {
-    const other = await browser.newPage();
+    other.on('pageerror', (e) => consoleErrors.push(`no-weights page: ${e.message}`));
+    await other.addInitScript(() => { HTMLCanvasElement.prototype.getContext = () => null; });
     await other.goto(await bare.base);
     await other.waitForSelector('#weights-banner:not([hidden])', { timeout: 30_000 });
     const text = await other.textContent('#weights-banner');
     if (!/not on the server yet/.test(text) || !(await other.isEnabled('#weights-btn'))) fail(`weights notice: ${text}`);
+    const empty = await other.textContent('#viewer-empty');
+    if (!/cannot draw the 3D view/.test(empty)) fail(`without WebGL the viewer says: ${empty}`);
     await other.screenshot({ path: join(artifacts, 'no-weights.png') });
+  } catch (e) {
+    await other.screenshot({ path: join(artifacts, 'no-weights-failed.png') }).catch(() => {});
+    fail(`${e.message}\nno-weights page errors: ${consoleErrors.join('; ') || 'none'}`);
   } finally {
     bare.server.kill('SIGTERM');
   }
