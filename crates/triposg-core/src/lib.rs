@@ -9,5 +9,5 @@ pub mod shape;
 
 pub use events::{Cancel, Event, Stage};
 pub use job::{prepare_image, prepare_print_cancellable, run_job, JobOutput, LazyRmbg};
-pub use models::Models;
+pub use models::{Models, Placement};
 pub use shape::{generate_shape, JobError, ShapeParams};

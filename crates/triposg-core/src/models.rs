@@ -1,34 +1,150 @@
-//! The models one job needs, loaded once and kept resident between jobs.
+//! The models one job needs, loaded once and kept between jobs: on the device, or (offloaded)
+//! in host memory, each moved onto the device only for its own stage.
 
+use std::collections::HashMap;
+use std::ops::Deref;
 use std::path::Path;
 
-use candle_core::{DType, Device};
-use triposg_model::checkpoint::Checkpoint;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use triposg_model::checkpoint::{Checkpoint, Component};
 use triposg_model::dinov2::Dinov2;
 use triposg_model::dit::TripoSGDiT;
 use triposg_model::scheduler::SchedulerConfig;
 use triposg_model::vae::TripoSGVae;
 
+/// Where the models wait while another stage runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// All three on the device: fastest; the device holds every model's weights at once.
+    #[default]
+    Device,
+    /// In host memory; each stage copies its model onto the device and frees it after, so the
+    /// device holds one model at a time (the transformer, the largest) at the cost of the copies.
+    Offload,
+}
+
+type Build<T> = fn(&Checkpoint, VarBuilder) -> triposg_model::Result<T>;
+
+/// One model, either built on the device or kept as host tensors to build from.
+enum Kept<T> {
+    OnDevice(T),
+    OnHost {
+        tensors: HashMap<String, Tensor>,
+        build: Build<T>,
+    },
+}
+
+/// A model ready to run: borrowed when it stays on the device, built for this stage (and freed
+/// when dropped) when offloaded.
+pub enum InStage<'a, T> {
+    Resident(&'a T),
+    Moved(T),
+}
+
+impl<T> Deref for InStage<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match self {
+            Self::Resident(m) => m,
+            Self::Moved(m) => m,
+        }
+    }
+}
+
 pub struct Models {
-    pub dinov2: Dinov2,
-    pub dit: TripoSGDiT,
-    pub vae: TripoSGVae,
+    dinov2: Kept<Dinov2>,
+    dit: Kept<TripoSGDiT>,
+    vae: Kept<TripoSGVae>,
+    checkpoint: Checkpoint,
     pub scheduler: SchedulerConfig,
     pub device: Device,
     pub dtype: DType,
+    pub placement: Placement,
 }
 
 impl Models {
-    /// Loads `<weights>/TripoSG` onto `device` in `dtype`.
-    pub fn load(weights: &Path, device: &Device, dtype: DType) -> triposg_model::Result<Self> {
-        let ckpt = Checkpoint::new(weights.join("TripoSG"));
+    /// Loads `<weights>/TripoSG` in `dtype`, onto `device` or into host memory for it.
+    pub fn load(
+        weights: &Path,
+        device: &Device,
+        dtype: DType,
+        placement: Placement,
+    ) -> triposg_model::Result<Self> {
+        let checkpoint = Checkpoint::new(weights.join("TripoSG"));
         Ok(Self {
-            scheduler: ckpt.scheduler_config()?,
-            dinov2: ckpt.load_dinov2(dtype, device)?,
-            dit: ckpt.load_dit(dtype, device)?,
-            vae: ckpt.load_vae(dtype, device)?,
+            scheduler: checkpoint.scheduler_config()?,
+            dinov2: kept(
+                &checkpoint,
+                Component::ImageEncoder,
+                dtype,
+                device,
+                placement,
+                Checkpoint::dinov2_from,
+            )?,
+            dit: kept(
+                &checkpoint,
+                Component::Transformer,
+                dtype,
+                device,
+                placement,
+                Checkpoint::dit_from,
+            )?,
+            vae: kept(
+                &checkpoint,
+                Component::Vae,
+                dtype,
+                device,
+                placement,
+                Checkpoint::vae_from,
+            )?,
+            checkpoint,
             device: device.clone(),
             dtype,
+            placement,
         })
     }
+
+    pub fn dinov2(&self) -> triposg_model::Result<InStage<'_, Dinov2>> {
+        self.in_stage(&self.dinov2)
+    }
+
+    pub fn dit(&self) -> triposg_model::Result<InStage<'_, TripoSGDiT>> {
+        self.in_stage(&self.dit)
+    }
+
+    pub fn vae(&self) -> triposg_model::Result<InStage<'_, TripoSGVae>> {
+        self.in_stage(&self.vae)
+    }
+
+    fn in_stage<'a, T>(&'a self, kept: &'a Kept<T>) -> triposg_model::Result<InStage<'a, T>> {
+        Ok(match kept {
+            Kept::OnDevice(m) => InStage::Resident(m),
+            Kept::OnHost { tensors, build } => {
+                let vb = VarBuilder::from_tensors(tensors.clone(), self.dtype, &self.device);
+                InStage::Moved(build(&self.checkpoint, vb)?)
+            }
+        })
+    }
+}
+
+fn kept<T>(
+    checkpoint: &Checkpoint,
+    c: Component,
+    dtype: DType,
+    device: &Device,
+    placement: Placement,
+    build: Build<T>,
+) -> triposg_model::Result<Kept<T>> {
+    Ok(match placement {
+        Placement::Device => Kept::OnDevice(build(
+            checkpoint,
+            checkpoint.var_builder(c, dtype, device)?,
+        )?),
+        Placement::Offload => Kept::OnHost {
+            tensors: checkpoint.host_tensors(c, dtype)?,
+            build,
+        },
+    })
 }

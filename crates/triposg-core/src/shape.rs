@@ -54,6 +54,20 @@ pub enum JobError {
     Candle(#[from] candle_core::Error),
     #[error("print preparation failed: {0}")]
     Print(#[from] triposg_mesh::print::PrintError),
+    /// An offloaded model rebuilt on the device for its stage.
+    #[error(transparent)]
+    Model(triposg_model::ModelError),
+}
+
+/// A device error while an offloaded model moves onto the device (out of memory, most likely)
+/// is a device error like any other.
+impl From<triposg_model::ModelError> for JobError {
+    fn from(e: triposg_model::ModelError) -> Self {
+        match e {
+            triposg_model::ModelError::Candle(e) => Self::Candle(e),
+            e => Self::Model(e),
+        }
+    }
 }
 
 impl ShapeParams {
@@ -115,40 +129,35 @@ pub fn generate_shape(
     };
     check()?;
     let cond = stage(Stage::Encode, &mut on_event, |_| {
-        Ok(models.dinov2.forward(&pixels.to_device(&models.device)?)?)
+        let dinov2 = models.dinov2()?;
+        Ok(dinov2.forward(&pixels.to_device(&models.device)?)?)
     })?;
     check()?;
     let latents = stage(Stage::Denoise, &mut on_event, |emit| {
+        let dit = models.dit()?;
         let schedule = models
             .scheduler
             .schedule(params.steps)
             .map_err(JobError::InvalidParams)?;
-        let channels = models.dit.config().in_channels;
+        let channels = dit.config().in_channels;
         let noise = initial_noise(
             params.seed,
             (1, params.num_tokens, channels),
             models.dtype,
             &models.device,
         )?;
-        denoise(
-            &models.dit,
-            &schedule,
-            &cond,
-            noise,
-            params.guidance,
-            |p, _| {
-                emit(Event::Progress {
-                    stage: Stage::Denoise,
-                    done: p.step,
-                    total: p.total,
-                });
-                if cancel.is_cancelled() {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
-        )
+        denoise(&dit, &schedule, &cond, noise, params.guidance, |p, _| {
+            emit(Event::Progress {
+                stage: Stage::Denoise,
+                done: p.step,
+                total: p.total,
+            });
+            if cancel.is_cancelled() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
         .map_err(|e| match e {
             DenoiseError::Cancelled(_) => JobError::Cancelled,
             DenoiseError::Candle(e) => JobError::Candle(e),
@@ -164,7 +173,7 @@ pub fn generate_shape(
         ..Default::default()
     };
     let refinement = stage(Stage::Decode, &mut on_event, |emit| {
-        let vae = &models.vae;
+        let vae = models.vae()?;
         let kv = vae.kv_tokens(&latents)?;
         let mut done = 0;
         let refinement = triposg_mesh::refine(&options, |points| -> Result<Vec<f32>, JobError> {

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use triposg_core::{generate_shape, Cancel, Event, JobError, Models, ShapeParams, Stage};
+use triposg_core::{
+    generate_shape, Cancel, Event, JobError, Models, Placement, ShapeParams, Stage,
+};
 
 fn tiny() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny")
@@ -13,11 +15,11 @@ fn tiny() -> PathBuf {
 /// surface (see tools/golden/make_fixtures.py, `tiny_with_a_surface`).
 fn models_with_a_surface() -> Models {
     let weights = tiny().join("../tiny-surface");
-    Models::load(&weights, &Device::Cpu, DType::F32).unwrap()
+    Models::load(&weights, &Device::Cpu, DType::F32, Placement::Device).unwrap()
 }
 
 fn models() -> Models {
-    Models::load(&tiny(), &Device::Cpu, DType::F32).unwrap()
+    Models::load(&tiny(), &Device::Cpu, DType::F32, Placement::Device).unwrap()
 }
 
 fn pixels() -> Tensor {
@@ -160,4 +162,20 @@ fn out_of_range_parameters_are_refused_before_any_work() {
         );
         assert_eq!(events, 0);
     }
+}
+
+/// Models offloaded to host memory are rebuilt on the device for each stage from the tensors
+/// read at load: every tensor must be there, with the same values, so the mesh is the same.
+#[test]
+fn offloaded_models_make_the_same_mesh_as_resident_ones() {
+    let weights = tiny().join("../tiny-surface");
+    let pixels = pixels();
+    let mesh = |placement| {
+        let models = Models::load(&weights, &Device::Cpu, DType::F32, placement).unwrap();
+        generate_shape(&models, &pixels, &params(3), &Cancel::new(), |_| {}).unwrap()
+    };
+    let (resident, offloaded) = (mesh(Placement::Device), mesh(Placement::Offload));
+    assert!(!resident.faces.is_empty());
+    assert_eq!(resident.faces, offloaded.faces);
+    assert_eq!(resident.vertices, offloaded.vertices);
 }

@@ -1,9 +1,10 @@
 //! The `VAST-AI/TripoSG` folder as `save_pretrained` writes it (and as the Python app's
 //! `pretrained_weights/TripoSG` volume holds it).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
@@ -105,7 +106,8 @@ impl Checkpoint {
         read_config(&self.root.join("scheduler/scheduler_config.json"))
     }
 
-    fn var_builder(
+    /// The weights of `c` as candle loads them onto `device`, after the file's checks.
+    pub fn var_builder(
         &self,
         c: Component,
         dtype: DType,
@@ -115,27 +117,28 @@ impl Checkpoint {
     }
 
     pub fn load_dit(&self, dtype: DType, device: &Device) -> Result<TripoSGDiT> {
-        let cfg = self.dit_config()?;
-        Ok(TripoSGDiT::new(
-            &cfg,
-            self.var_builder(Component::Transformer, dtype, device)?,
-        )?)
+        self.dit_from(self.var_builder(Component::Transformer, dtype, device)?)
     }
 
     pub fn load_vae(&self, dtype: DType, device: &Device) -> Result<TripoSGVae> {
-        let cfg = self.vae_config()?;
-        Ok(TripoSGVae::new(
-            &cfg,
-            self.var_builder(Component::Vae, dtype, device)?,
-        )?)
+        self.vae_from(self.var_builder(Component::Vae, dtype, device)?)
     }
 
     pub fn load_dinov2(&self, dtype: DType, device: &Device) -> Result<Dinov2> {
-        let cfg = self.dinov2_config()?;
-        Ok(Dinov2::new(
-            &cfg,
-            self.var_builder(Component::ImageEncoder, dtype, device)?,
-        )?)
+        self.dinov2_from(self.var_builder(Component::ImageEncoder, dtype, device)?)
+    }
+
+    /// The transformer with this checkpoint's config from any source of its weights.
+    pub fn dit_from(&self, vb: VarBuilder) -> Result<TripoSGDiT> {
+        Ok(TripoSGDiT::new(&self.dit_config()?, vb)?)
+    }
+
+    pub fn vae_from(&self, vb: VarBuilder) -> Result<TripoSGVae> {
+        Ok(TripoSGVae::new(&self.vae_config()?, vb)?)
+    }
+
+    pub fn dinov2_from(&self, vb: VarBuilder) -> Result<Dinov2> {
+        Ok(Dinov2::new(&self.dinov2_config()?, vb)?)
     }
 }
 
@@ -162,6 +165,19 @@ impl Checkpoint {
             Component::ImageEncoder => drop(Dinov2::new(&self.dinov2_config()?, vb)?),
         }
         Ok(recorder.requested())
+    }
+
+    /// Every tensor `c` needs, read into host memory in `dtype`: the copy a model that waits in
+    /// host memory between jobs' stages is rebuilt from (`VarBuilder::from_tensors`).
+    pub fn host_tensors(&self, c: Component, dtype: DType) -> Result<HashMap<String, Tensor>> {
+        let vb = self.var_builder(c, dtype, &Device::Cpu)?;
+        self.required_tensors(c)?
+            .into_iter()
+            .map(|(name, shape)| {
+                let tensor = vb.get(shape, &name)?;
+                Ok((name, tensor))
+            })
+            .collect()
     }
 
     /// Checks a component's files without loading weights: config, header, and every required

@@ -109,7 +109,12 @@ impl Fp32LayerNorm {
 
 impl Module for Fp32LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps as f32)
+        let xs = xs.contiguous()?;
+        #[cfg(feature = "cuda")]
+        if crate::fused::applies(&xs) && crate::fused::layer_norm_applies(xs.dim(D::Minus1)?) {
+            return crate::fused::layer_norm(&xs, &self.weight, &self.bias, self.eps);
+        }
+        candle_nn::ops::layer_norm(&xs, &self.weight, &self.bias, self.eps as f32)
     }
 }
 

@@ -186,3 +186,32 @@ fn fused_attention_matches_the_plain_path_at_full_size() {
         check(what, &ours, &truth);
     }
 }
+
+/// Layer norm at the models' widths (the VAE's 1024, the DiT's 2048) and one the fused kernel
+/// leaves to candle (64), on rows with a large mean and a spread-out scale (where a one-pass
+/// variance in f16 would fail), f16 on the fast path against f32 on the plain path.
+#[test]
+fn fused_layer_norm_matches_the_plain_path() {
+    use candle_core::Module;
+    let dev = gpu();
+    for width in [1024, 2048, 64] {
+        let w = (Tensor::randn(0f32, 0.2, width, &Device::Cpu).unwrap() + 1.0).unwrap();
+        let b = Tensor::randn(0f32, 0.1, width, &Device::Cpu).unwrap();
+        let tensors = HashMap::from([("weight".to_string(), w), ("bias".to_string(), b)]);
+        let weights = |dtype| {
+            let vb = VarBuilder::from_tensors(tensors.clone(), dtype, &dev);
+            triposg_model::layers::Fp32LayerNorm::new(width, 1e-5, vb).unwrap()
+        };
+        let (plain, fused) = (weights(DType::F32), weights(DType::F16));
+        let scale = Tensor::rand(0.1f32, 4.0, (4099, 1), &dev).unwrap();
+        let xs = (Tensor::randn(0f32, 1.0, (1, 4099, width), &dev)
+            .unwrap()
+            .broadcast_mul(&scale)
+            .unwrap()
+            + 20.0)
+            .unwrap();
+        let truth = plain.forward(&xs).unwrap();
+        let ours = fused.forward(&xs.to_dtype(DType::F16).unwrap()).unwrap();
+        check(&format!("layer norm, width {width}"), &ours, &truth);
+    }
+}

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use triposg_core::residency::ResidencyPolicy;
+use triposg_core::Placement;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -19,6 +20,9 @@ pub struct Config {
     /// f32, f16 or bf16; `None` picks per device (f16 on GPUs, f32 on CPU).
     pub dtype: Option<String>,
     pub residency: ResidencyPolicy,
+    /// Where loaded models wait between a job's stages: on the device, or offloaded to host
+    /// memory so the device holds one model at a time.
+    pub placement: Placement,
     /// Jobs that may wait (not counting running ones) before submissions get 429.
     pub queue_limit: usize,
     /// When set, every request but the health checks must present it.
@@ -58,6 +62,7 @@ impl Config {
             devices: vec!["cuda:0".into()],
             dtype: None,
             residency: ResidencyPolicy::default(),
+            placement: Placement::Device,
             queue_limit: 20,
             auth_token: None,
             shared_history: false,

@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use bytesize::ByteSize;
-use candle_core::DType;
-use triposg_core::ShapeParams;
+use candle_core::{DType, Device};
+use triposg_core::{Placement, ShapeParams};
 use triposg_model::checkpoint::{Checkpoint, Component};
 use triposg_model::dit::DiTConfig;
 use triposg_model::vae::VaeConfig;
@@ -19,6 +19,10 @@ const IMAGE_TOKENS: u64 = 257;
 /// Below this many points per VAE call the per-call overhead dominates and a job crawls: such a
 /// job is refused rather than run at a snail's pace.
 const MIN_QUERY_BATCH: usize = 1024;
+/// Points per decode call on the fused CUDA path ([`default_batch`]).
+const GPU_BATCH: usize = 32_768;
+/// Most score bytes the fused path's attention holds at once (its cuBLAS path's chunk budget).
+const SCORES: u64 = 256 << 20;
 /// The server around the job: runtime, job store, HTTP buffers, the photo, its prepared copy
 /// and DINOv2's activations (257 tokens), about 60 MiB of resident memory when idle on the CPU.
 const BASELINE: u64 = 64 << 20;
@@ -35,6 +39,8 @@ pub struct Estimate {
     /// The sparse SDF grid and the mesh made from it, at the job's octree depth.
     pub surface: u64,
     pub octree_depth: u32,
+    /// The decode batch when memory allows ([`default_batch`]).
+    pub max_batch: usize,
 }
 
 impl Estimate {
@@ -50,6 +56,8 @@ impl Estimate {
     /// - decode: the VAE's self-attention over the T shape tokens (scores and softmax, 2 x heads x
     ///   T^2, and 4 tensors of T x width), then per query point the cross-attention scores and
     ///   softmax (2 x heads x T) and about 8 tensors of the decoder's width.
+    /// - `fused` (CUDA, f16): attention keeps its scores in registers (flash kernel) or in
+    ///   chunks of at most [`SCORES`] bytes (cuBLAS on sm_70), instead of the terms above.
     /// - surface: the octree keeps samples in a shell around the surface, 5 to 6 samples thick
     ///   after dilation; a surface filling the box has an area of about 4 R^2 (R the finest grid's
     ///   resolution), so about 32 R^2 samples at 28 bytes (12 kept, 16 while sorting). The mesh
@@ -60,6 +68,7 @@ impl Estimate {
         vae: &VaeConfig,
         weights: u64,
         dtype: DType,
+        fused: bool,
         params: &ShapeParams,
     ) -> Self {
         let s = dtype.size_in_bytes() as u64;
@@ -70,10 +79,19 @@ impl Estimate {
             dit.num_attention_heads as u64,
         );
         let batch_td = 2 * t * d * s;
-        let denoise = (layers / 2 + 12) * batch_td + 2 * 2 * heads * t * t.max(IMAGE_TOKENS) * s;
         let (dv, vheads) = (vae.width_decoder as u64, vae.num_attention_heads as u64);
-        let decode_fixed = 2 * vheads * t * t * s + 4 * t * dv * s;
-        let decode_per_point = (2 * vheads * t + 8 * dv) * s + 3 * 4;
+        let (dit_scores, vae_scores, point_scores) = if fused {
+            (SCORES, SCORES, 0)
+        } else {
+            (
+                2 * 2 * heads * t * t.max(IMAGE_TOKENS) * s,
+                2 * vheads * t * t * s,
+                2 * vheads * t * s,
+            )
+        };
+        let denoise = (layers / 2 + 12) * batch_td + dit_scores;
+        let decode_fixed = vae_scores + 4 * t * dv * s;
+        let decode_per_point = point_scores + 8 * dv * s + 3 * 4;
         let r = *triposg_mesh::octree::resolutions(params.octree_depth)
             .last()
             .unwrap_or(&1) as u64;
@@ -86,24 +104,47 @@ impl Estimate {
             decode_per_point,
             surface: grid + mesh,
             octree_depth: params.octree_depth,
+            max_batch: batch_for(fused),
         }
     }
 
     /// From the weights folder's configs; `None` when they cannot be read (loading the models
-    /// then fails with its own advice).
-    pub fn from_weights(weights: &Path, dtype: DType, params: &ShapeParams) -> Option<Self> {
+    /// then fails with its own advice). Offloaded models are on the device one at a time: the
+    /// largest (the transformer) counts, as if it stayed for every stage.
+    pub fn from_weights(
+        weights: &Path,
+        device: &Device,
+        dtype: DType,
+        placement: Placement,
+        params: &ShapeParams,
+    ) -> Option<Self> {
         let ckpt = Checkpoint::new(weights.join("TripoSG"));
-        let mut parameters = 0u64;
+        let mut sizes = Vec::new();
         for c in Component::ALL {
-            for (_, shape) in ckpt.required_tensors(c).ok()? {
-                parameters += shape.iter().product::<usize>() as u64;
-            }
+            let tensors = ckpt.required_tensors(c).ok()?;
+            sizes.push(
+                tensors
+                    .iter()
+                    .map(|(_, shape)| shape.iter().product::<usize>() as u64)
+                    .sum::<u64>(),
+            );
         }
+        let parameters = match placement {
+            Placement::Device => sizes.iter().sum(),
+            Placement::Offload => sizes.into_iter().max().unwrap_or(0),
+        };
         let rmbg =
             std::fs::metadata(weights.join("RMBG-1.4/model.safetensors")).map_or(0, |m| m.len());
         let resident = parameters * dtype.size_in_bytes() as u64 + rmbg;
         let (dit, vae) = (ckpt.dit_config().ok()?, ckpt.vae_config().ok()?);
-        Some(Self::new(&dit, &vae, resident, dtype, params))
+        Some(Self::new(
+            &dit,
+            &vae,
+            resident,
+            dtype,
+            fused(device, dtype),
+            params,
+        ))
     }
 
     /// The peak with `batch` points per decode call. Stages run one after another, so only the
@@ -122,7 +163,7 @@ impl Estimate {
             0
         } else {
             let left = room.saturating_sub(self.decode_fixed + self.surface);
-            (left / self.decode_per_point.max(1)).min(default_batch() as u64) as usize
+            (left / self.decode_per_point.max(1)).min(self.max_batch as u64) as usize
         };
         if batch >= MIN_QUERY_BATCH {
             return Ok(batch);
@@ -146,9 +187,25 @@ impl Estimate {
     }
 }
 
-/// The decode batch a job uses when memory allows.
-pub fn default_batch() -> usize {
-    ShapeParams::default().query_batch
+/// The decode batch a job uses on `device` when memory allows: on the fused CUDA path a query
+/// point costs ~16 KiB (no scores held), and fewer, larger calls keep the card busy between the
+/// host's synchronisations; elsewhere candle's attention holds 2 x heads x tokens scores per
+/// point (~130 KiB in f32 at the released size).
+pub fn default_batch(device: &Device, dtype: DType) -> usize {
+    batch_for(fused(device, dtype))
+}
+
+fn batch_for(fused: bool) -> usize {
+    if fused {
+        GPU_BATCH
+    } else {
+        ShapeParams::default().query_batch
+    }
+}
+
+/// Whether the model runs the CUDA f16 kernels of `triposg_model`'s fused path.
+fn fused(device: &Device, dtype: DType) -> bool {
+    device.is_cuda() && dtype == DType::F16
 }
 
 fn human(bytes: u64) -> String {
@@ -180,6 +237,7 @@ mod tests {
             &VaeConfig::triposg(),
             3 << 30,
             DType::F16,
+            false,
             params,
         )
     }
@@ -188,15 +246,31 @@ mod tests {
     fn the_released_model_fits_a_large_card_and_shrinks_its_batch_on_a_smaller_one() {
         let e = released(&job(&[]));
         let roomy = e.fit(24 << 30).unwrap();
-        assert_eq!(roomy, default_batch());
+        assert_eq!(roomy, batch_for(false));
         assert!(e.peak(roomy) > 4 << 30, "{}", human(e.peak(roomy)));
         let tight = e.peak(MIN_QUERY_BATCH * 2);
         let batch = e.fit(tight).unwrap();
         assert!(
-            (MIN_QUERY_BATCH * 2..default_batch()).contains(&batch),
+            (MIN_QUERY_BATCH * 2..batch_for(false)).contains(&batch),
             "{batch}"
         );
         assert!(e.peak(batch) <= tight);
+    }
+
+    /// On the fused CUDA path the released model in f16 decodes in large batches within 6 GiB.
+    #[test]
+    fn the_fused_gpu_path_decodes_large_batches_within_six_gib() {
+        let params = job(&[]);
+        let e = Estimate::new(
+            &DiTConfig::triposg(),
+            &VaeConfig::triposg(),
+            3 << 30,
+            DType::F16,
+            true,
+            &params,
+        );
+        assert_eq!(e.fit(6 << 30).unwrap(), GPU_BATCH);
+        assert!(e.peak(GPU_BATCH) < released(&params).peak(batch_for(false)));
     }
 
     #[test]
@@ -235,5 +309,29 @@ mod tests {
         assert!(message.contains("CUDA_ERROR_OUT_OF_MEMORY"), "{message}");
         let shape = candle_core::Error::Msg("shape mismatch in matmul".into());
         assert_eq!(out_of_memory(&shape), None);
+    }
+
+    /// Offloaded, only the largest model (the transformer) is on the device during the job.
+    #[test]
+    fn offloaded_models_count_only_the_largest() {
+        let weights =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny");
+        let params = job(&[]);
+        let estimate = |p| {
+            Estimate::from_weights(&weights, &Device::Cpu, DType::F32, p, &params)
+                .unwrap()
+                .weights
+        };
+        let ckpt = Checkpoint::new(weights.join("TripoSG"));
+        let dit: usize = ckpt
+            .required_tensors(Component::Transformer)
+            .unwrap()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
+        let rmbg =
+            std::fs::metadata(weights.join("RMBG-1.4/model.safetensors")).map_or(0, |m| m.len());
+        assert_eq!(estimate(Placement::Offload), dit as u64 * 4 + rmbg);
+        assert!(estimate(Placement::Device) > estimate(Placement::Offload));
     }
 }

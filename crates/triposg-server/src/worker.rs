@@ -127,7 +127,14 @@ fn execute(
     check(&live.cancel)?;
     let models = slot
         .models
-        .acquire(|| Models::load(&state.config.weights, &slot.device, slot.dtype))
+        .acquire(|| {
+            Models::load(
+                &state.config.weights,
+                &slot.device,
+                slot.dtype,
+                state.config.placement,
+            )
+        })
         .map_err(|e| {
             Failure::Failed(out_of_memory(&e).unwrap_or_else(|| format!(
                 "the TripoSG weights could not be loaded ({e}); run `triposg check-weights` on the server to see what is wrong, or `triposg download`"
@@ -193,14 +200,20 @@ fn execute(
 /// The decode batch that keeps the job within `--memory-limit`, or the sentence it fails with.
 fn query_batch(state: &AppState, slot: &DeviceSlot, params: &JobParams) -> Result<usize, Failure> {
     let Some(limit) = state.config.memory_limit else {
-        return Ok(default_batch());
+        return Ok(default_batch(&slot.device, slot.dtype));
     };
     let shape = params.shape(params.seed);
-    let Some(estimate) = Estimate::from_weights(&state.config.weights, slot.dtype, &shape) else {
-        return Ok(default_batch());
+    let Some(estimate) = Estimate::from_weights(
+        &state.config.weights,
+        &slot.device,
+        slot.dtype,
+        state.config.placement,
+        &shape,
+    ) else {
+        return Ok(default_batch(&slot.device, slot.dtype));
     };
     let batch = estimate.fit(limit).map_err(Failure::Failed)?;
-    if batch < default_batch() {
+    if batch < default_batch(&slot.device, slot.dtype) {
         tracing::info!("decoding {batch} points per call to stay within --memory-limit");
     }
     Ok(batch)

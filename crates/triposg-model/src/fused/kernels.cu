@@ -131,3 +131,66 @@ extern "C" __global__ void rms_norm_part_f16(half_t *x, const half_t *w, unsigne
   float scale = rsqrtf(ss / d + eps);
   for (unsigned int c = lane; c < d; c += 32) row[c] = f2h(h2f(row[c]) * scale * h2f(w[c]));
 }
+
+// Layer norm of each row of a contiguous [rows, cols] f16 matrix into y, with weight w and bias b
+// (f16, cols each): f32 statistics in two passes over the row held in registers (mean, then the
+// mean square deviation, as PyTorch), one rounding. One warp per row; every lane loads 8 values
+// (16 bytes) at a time, so cols must be a multiple of 256 and at most 256 * LN_CHUNKS.
+#define LN_CHUNKS 8
+__device__ __forceinline__ void unpack8(uint4 p, float *v) {
+  unsigned int w[4] = {p.x, p.y, p.z, p.w};
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    v[2 * j] = h2f((half_t)(w[j] & 0xffff));
+    v[2 * j + 1] = h2f((half_t)(w[j] >> 16));
+  }
+}
+
+extern "C" __global__ void layer_norm_f16(const uint4 *x, const uint4 *w, const uint4 *b, uint4 *y,
+                                          unsigned int rows, unsigned int cols, float eps) {
+  unsigned int r = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+  if (r >= rows) return;
+  unsigned int chunks = cols / 256, row8 = cols / 8;
+  const uint4 *xr = x + (unsigned long long)r * row8;
+  float v[LN_CHUNKS][8];
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < LN_CHUNKS; i++) {
+    if (i < chunks) {
+      unpack8(xr[i * 32 + lane], v[i]);
+#pragma unroll
+      for (int j = 0; j < 8; j++) sum += v[i][j];
+    }
+  }
+  for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffff, sum, off);
+  float mean = sum / cols, ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < LN_CHUNKS; i++) {
+    if (i < chunks) {
+#pragma unroll
+      for (int j = 0; j < 8; j++) {
+        float d = v[i][j] - mean;
+        ss += d * d;
+      }
+    }
+  }
+  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffff, ss, off);
+  float rstd = rsqrtf(ss / cols + eps);
+  uint4 *yr = y + (unsigned long long)r * row8;
+#pragma unroll
+  for (int i = 0; i < LN_CHUNKS; i++) {
+    if (i < chunks) {
+      float wv[8], bv[8];
+      unpack8(w[i * 32 + lane], wv);
+      unpack8(b[i * 32 + lane], bv);
+      unsigned int out[4];
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        float lo = (v[i][2 * j] - mean) * rstd * wv[2 * j] + bv[2 * j];
+        float hi = (v[i][2 * j + 1] - mean) * rstd * wv[2 * j + 1] + bv[2 * j + 1];
+        out[j] = (unsigned int)f2h(lo) | ((unsigned int)f2h(hi) << 16);
+      }
+      yr[i * 32 + lane] = make_uint4(out[0], out[1], out[2], out[3]);
+    }
+  }
+}

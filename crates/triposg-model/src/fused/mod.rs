@@ -1,6 +1,6 @@
 //! The CUDA fast path for f16: attention straight from packed q/k/v projections (no head-split
 //! copies) by a flash-attention kernel on sm_80+ or through cuBLAS with an f32 softmax in one
-//! pass on older cards, and in-place bias-add and q/k RMS-norm kernels. candle's generic broadcast and strided-copy kernels were
+//! pass on older cards, in-place bias-add and q/k RMS-norm kernels, and layer norm. candle's generic broadcast and strided-copy kernels were
 //! 40% of a DiT step on the H200; this removes them.
 //!
 //! Every entry point here is only called for f16 tensors on a CUDA device; other dtypes and
@@ -9,11 +9,13 @@
 
 mod attention;
 mod elementwise;
+mod layer_norm;
 
 pub use attention::{packed_attention, PackedLayout, MAX_KEYS};
 pub use elementwise::{
     bias_add_inplace, bias_gelu_inplace, bias_residual_inplace, rms_norm_part_inplace,
 };
+pub use layer_norm::{applies_to as layer_norm_applies, layer_norm};
 
 use std::sync::OnceLock;
 
