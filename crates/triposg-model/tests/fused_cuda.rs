@@ -189,7 +189,10 @@ fn fused_attention_matches_the_plain_path_at_full_size() {
 
 /// Layer norm at the models' widths (the VAE's 1024, the DiT's 2048) and one the fused kernel
 /// leaves to candle (64), on rows with a large mean and a spread-out scale (where a one-pass
-/// variance in f16 would fail), f16 on the fast path against f32 on the plain path.
+/// variance in f16 would fail), f16 on the fast path against f32 on the plain path of the same
+/// f16-rounded input: rounding rows of mean 20 and deviation 0.1 to f16 alone moves the result
+/// by 7e-3 (measured on the H200, and reproduced in numpy), which says nothing of the kernel;
+/// from the same input the kernel's only extra error is its one output rounding (~2e-4).
 #[test]
 fn fused_layer_norm_matches_the_plain_path() {
     use candle_core::Module;
@@ -210,8 +213,9 @@ fn fused_layer_norm_matches_the_plain_path() {
             .unwrap()
             + 20.0)
             .unwrap();
-        let truth = plain.forward(&xs).unwrap();
-        let ours = fused.forward(&xs.to_dtype(DType::F16).unwrap()).unwrap();
+        let xs = xs.to_dtype(DType::F16).unwrap();
+        let truth = plain.forward(&xs.to_dtype(DType::F32).unwrap()).unwrap();
+        let ours = fused.forward(&xs).unwrap();
         check(&format!("layer norm, width {width}"), &ours, &truth);
     }
 }
