@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{config, cutout_photo, fixtures, start, Browser, FAST};
+use common::{config, cutout_photo, fixtures, start, Browser, FAST, LONG};
 use reqwest::StatusCode;
 
 fn faces_of(bytes: &[u8], ext: &str) -> usize {
@@ -161,20 +161,7 @@ async fn a_full_queue_refuses_with_retry_after_and_jobs_cancel() {
     c.queue_limit = 1;
     let server = start(c).await;
     let me = Browser::new(&server);
-    // Depth 10 decodes millions of points: long enough to still run while we act.
-    let long = me
-        .submit(&[
-            ("num_tokens", "16"),
-            ("steps", "200"),
-            ("octree_depth", "10"),
-        ])
-        .await;
-    let mut long_events = me.events(&long).await;
-    // Running once any progress shows (a late subscriber sees only the latest event).
-    let (first, _) = long_events.next().await.unwrap();
-    if first == "queued" {
-        long_events.next().await.unwrap();
-    }
+    let (long, mut long_events) = me.submit_running(&LONG).await;
     assert_eq!(
         me.json(&format!("/api/jobs/{long}")).await.1["status"],
         "running"

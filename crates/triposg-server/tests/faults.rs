@@ -130,21 +130,13 @@ async fn a_full_disk_fails_clearly_and_the_server_recovers_when_space_returns() 
     std::fs::remove_file(&filler).unwrap();
 
     // Full while the job runs: it fails saying why.
-    let id = me
-        .submit(&[
+    let (id, mut events) = me
+        .submit_running(&[
             ("num_tokens", "16"),
             ("steps", "100"),
             ("octree_depth", "7"),
         ])
         .await;
-    let mut events = me.events(&id).await;
-    loop {
-        let (name, data) = events.next().await.expect("stream ended early");
-        if name == "step" && data["stage"] == "denoise" {
-            break;
-        }
-        assert!(!matches!(name.as_str(), "done" | "failed"), "{name} {data}");
-    }
     let filler = disk.fill_leaving(0);
     let (names, failed) = events.until_final().await;
     assert_eq!(names.last().unwrap(), "failed", "{failed}");
@@ -195,16 +187,9 @@ async fn a_full_disk_under_the_store_holds_the_outcome_until_space_returns() {
     ));
     let server = start(c).await;
     let me = Browser::new(&server);
-    let id = me
-        .submit(&[("num_tokens", "16"), ("steps", "30"), ("octree_depth", "7")])
+    let (id, mut events) = me
+        .submit_running(&[("num_tokens", "16"), ("steps", "30"), ("octree_depth", "7")])
         .await;
-    let mut events = me.events(&id).await;
-    loop {
-        let (name, data) = events.next().await.expect("stream ended early");
-        if name == "step" && data["stage"] == "denoise" {
-            break;
-        }
-    }
     let filler = disk.fill_leaving(0);
     // Generous: on a loaded 2-core machine the rest of the job can take minutes.
     let deadline = Instant::now() + Duration::from_secs(600);

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{config, start, Browser, FAST};
+use common::{config, start, Browser, FAST, LONG};
 use reqwest::StatusCode;
 use sqlx::{Connection, Executor, PgConnection, Row};
 
@@ -81,19 +81,7 @@ async fn jobs_live_in_postgres_across_a_restart() {
     let done_id = me.submit(&FAST).await;
     let (names, done) = me.events(&done_id).await.until_final().await;
     assert_eq!(names.last().unwrap(), "done", "{done}");
-    // Long enough to still run when the server stops (depth 10 decodes millions of points).
-    let long = me
-        .submit(&[
-            ("num_tokens", "16"),
-            ("steps", "200"),
-            ("octree_depth", "10"),
-        ])
-        .await;
-    let mut events = me.events(&long).await;
-    let (first, _) = events.next().await.unwrap();
-    if first == "queued" {
-        events.next().await.unwrap();
-    }
+    let (long, _) = me.submit_running(&LONG).await;
     server.shutdown().await.unwrap();
     assert!(
         !outputs.path().join("triposg.db").exists(),

@@ -23,6 +23,14 @@ pub fn cutout_photo() -> Vec<u8> {
 /// Parameters that make a tiny-model job take a moment on the CPU.
 pub const FAST: [(&str, &str); 3] = [("num_tokens", "16"), ("steps", "2"), ("octree_depth", "7")];
 
+/// Parameters of a job that still runs while a test acts on it (depth 10 decodes millions of
+/// points).
+pub const LONG: [(&str, &str); 3] = [
+    ("num_tokens", "16"),
+    ("steps", "200"),
+    ("octree_depth", "10"),
+];
+
 pub fn config(outputs: &Path) -> Config {
     let mut c = Config::new(fixtures().join("tiny-surface"), outputs.to_path_buf());
     c.host = "127.0.0.1".into();
@@ -103,6 +111,23 @@ impl Browser {
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Submits a job and returns its id and event stream once it runs (its first denoise step
+    /// shows), failing if it ends first.
+    pub async fn submit_running(&self, fields: &[(&str, &str)]) -> (String, Events) {
+        let id = self.submit(fields).await;
+        let mut events = self.events(&id).await;
+        loop {
+            let (name, data) = events.next().await.expect("stream ended early");
+            assert!(
+                !matches!(name.as_str(), "done" | "failed" | "cancelled"),
+                "{name} {data}"
+            );
+            if name == "step" && data["stage"] == "denoise" {
+                return (id, events);
+            }
+        }
     }
 
     /// Opens the job's SSE stream.
