@@ -161,7 +161,7 @@ async fn a_full_queue_refuses_with_retry_after_and_jobs_cancel() {
     c.queue_limit = 1;
     let server = start(c).await;
     let me = Browser::new(&server);
-    let (long, mut long_events) = me.submit_running(&LONG).await;
+    let (long, long_events) = me.submit_running(&LONG).await;
     assert_eq!(
         me.json(&format!("/api/jobs/{long}")).await.1["status"],
         "running"
@@ -185,28 +185,13 @@ async fn a_full_queue_refuses_with_retry_after_and_jobs_cancel() {
         "{body}"
     );
 
-    let mut waiting_events = me.events(&waiting).await;
-    let r = me
-        .post(&format!("/api/jobs/{waiting}/cancel"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let (names, _) = waiting_events.until_final().await;
-    assert_eq!(names.last().unwrap(), "cancelled");
+    me.cancel(&waiting, me.events(&waiting).await).await;
     assert_eq!(
         me.json(&format!("/api/jobs/{waiting}")).await.1["status"],
         "cancelled"
     );
 
-    let r = me
-        .post(&format!("/api/jobs/{long}/cancel"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let (names, _) = long_events.until_final().await;
-    assert_eq!(names.last().unwrap(), "cancelled");
+    me.cancel(&long, long_events).await;
     let (_, job) = me.json(&format!("/api/jobs/{long}")).await;
     assert_eq!(job["status"], "cancelled");
     let r = me

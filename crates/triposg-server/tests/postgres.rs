@@ -107,14 +107,7 @@ async fn jobs_live_in_postgres_across_a_restart() {
         ["queued", "running"].contains(&job["status"].as_str().unwrap()),
         "{job}"
     );
-    let mut events = me.events(&long).await;
-    let r = me
-        .post(&format!("/api/jobs/{long}/cancel"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    assert_eq!(events.until_final().await.0.last().unwrap(), "cancelled");
+    me.cancel(&long, me.events(&long).await).await;
     let r = me
         .delete(&format!("/api/jobs/{long}"))
         .send()

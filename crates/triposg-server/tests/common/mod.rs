@@ -130,6 +130,19 @@ impl Browser {
         }
     }
 
+    /// Cancels a queued or running job, follows `events` (its open stream) to the end and
+    /// asserts it ended cancelled.
+    pub async fn cancel(&self, id: &str, mut events: Events) {
+        let r = self
+            .post(&format!("/api/jobs/{id}/cancel"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let (names, last) = events.until_final().await;
+        assert_eq!(names.last().unwrap(), "cancelled", "{last}");
+    }
+
     /// Opens the job's SSE stream.
     pub async fn events(&self, id: &str) -> Events {
         let r = self
