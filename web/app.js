@@ -296,6 +296,7 @@ async function refreshHistory() {
     li.querySelector('b').textContent = job.input_name;
     li.querySelector('.status').textContent = `${job.status} ${secs} · ${job.params.steps} steps, seed ${job.params.seed}`;
     li.querySelector('.what').textContent = historySummary(job);
+    if (job.device) li.title = `Ran on ${job.device}`;
     li.addEventListener('click', () => {
       if (job.status === 'done') show(job);
       else if (job.status === 'queued' || job.status === 'running') follow(job.id);

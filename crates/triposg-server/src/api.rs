@@ -183,6 +183,7 @@ pub async fn create_job(
         error: None,
         result: None,
         bytes: 0,
+        device: None,
     };
     state.store.insert(&job).await?;
     if let Err(full) = state.hub.submit(&id) {

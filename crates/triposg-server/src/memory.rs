@@ -218,7 +218,7 @@ pub fn out_of_memory(error: &dyn std::fmt::Display) -> Option<String> {
     let text = error.to_string();
     text.to_ascii_lowercase()
         .contains("out of memory")
-        .then(|| format!("the device ran out of memory ({text}): lower the octree depth or num_tokens, or set --memory-limit below the device's memory so that such jobs are made smaller or refused before they start"))
+        .then(|| format!("the device ran out of memory ({text}): lower the octree depth or num_tokens, start the server with --offload (one model on the card at a time), or set --memory-limit below the device's memory so that such jobs are made smaller or refused before they start"))
 }
 
 #[cfg(test)]
@@ -306,6 +306,7 @@ mod tests {
         );
         let message = out_of_memory(&cuda).unwrap();
         assert!(message.contains("lower the octree depth"), "{message}");
+        assert!(message.contains("--offload"), "{message}");
         assert!(message.contains("CUDA_ERROR_OUT_OF_MEMORY"), "{message}");
         let shape = candle_core::Error::Msg("shape mismatch in matmul".into());
         assert_eq!(out_of_memory(&shape), None);

@@ -48,7 +48,7 @@ pub async fn recover(store: &Store, hub: &Hub, outputs: &Path) -> anyhow::Result
                 "job {} was running when the server stopped unexpectedly: queued again",
                 job.id
             );
-            store.set_status(&job.id, Status::Queued, None).await?;
+            store.requeue(&job.id).await?;
         }
         hub.resume(&job.id);
     }

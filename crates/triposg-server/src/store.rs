@@ -100,6 +100,8 @@ pub struct JobRecord {
     pub result: Option<JobResult>,
     /// Bytes the job's files take on disk.
     pub bytes: i64,
+    /// The device that ran (or last started) the job, e.g. `cuda:1`.
+    pub device: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +120,7 @@ pub struct Store {
 }
 
 const COLUMNS: &str = "id, session, origin, status, params, input_name, created_ms, started_ms, \
-                       finished_ms, error, result, bytes";
+                       finished_ms, error, result, bytes, device";
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -156,15 +158,20 @@ impl Store {
         sqlx::query("CREATE INDEX IF NOT EXISTS jobs_session ON jobs (session, created_ms)")
             .execute(&pool)
             .await?;
-        // Added after the first release: stores made before it get the column here.
-        if sqlx::query("SELECT interruptions FROM jobs LIMIT 1")
-            .fetch_optional(&pool)
-            .await
-            .is_err()
-        {
-            sqlx::query("ALTER TABLE jobs ADD COLUMN interruptions BIGINT NOT NULL DEFAULT 0")
-                .execute(&pool)
-                .await?;
+        // Added after the first release: stores made before them get the columns here.
+        for (column, kind) in [
+            ("interruptions", "BIGINT NOT NULL DEFAULT 0"),
+            ("device", "TEXT"),
+        ] {
+            if sqlx::query(&format!("SELECT {column} FROM jobs LIMIT 1"))
+                .fetch_optional(&pool)
+                .await
+                .is_err()
+            {
+                sqlx::query(&format!("ALTER TABLE jobs ADD COLUMN {column} {kind}"))
+                    .execute(&pool)
+                    .await?;
+            }
         }
         Ok(Self { pool })
     }
@@ -210,7 +217,8 @@ impl Store {
 
     pub async fn insert(&self, job: &JobRecord) -> Result<()> {
         sqlx::query(&format!(
-            "INSERT INTO jobs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO jobs ({COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(&job.id)
         .bind(&job.session)
@@ -224,6 +232,7 @@ impl Store {
         .bind(job.error.clone())
         .bind(job.result.as_ref().map(serde_json::to_string).transpose()?)
         .bind(job.bytes)
+        .bind(job.device.clone())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -282,15 +291,22 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
-    pub async fn set_status(
-        &self,
-        id: &str,
-        status: Status,
-        started_ms: Option<i64>,
-    ) -> Result<()> {
-        sqlx::query("UPDATE jobs SET status = $1, started_ms = $2 WHERE id = $3")
-            .bind(status.as_str())
+    /// Back in the queue (after a restart or a transient failure).
+    pub async fn requeue(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET status = $1, started_ms = NULL WHERE id = $2")
+            .bind(Status::Queued.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Running since `started_ms` on `device`.
+    pub async fn start(&self, id: &str, started_ms: i64, device: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET status = $1, started_ms = $2, device = $3 WHERE id = $4")
+            .bind(Status::Running.as_str())
             .bind(started_ms)
+            .bind(device)
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -348,5 +364,55 @@ fn decode(row: &AnyRow) -> Result<JobRecord> {
         error: row.try_get("error")?,
         result: result.as_deref().map(serde_json::from_str).transpose()?,
         bytes: row.try_get("bytes")?,
+        device: row.try_get("device")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written by the first release (no `interruptions`, no `device`) opens with its
+    /// jobs intact and gains both columns.
+    #[tokio::test]
+    async fn a_first_release_store_gains_the_new_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        sqlx::any::install_default_drivers();
+        let old = AnyPool::connect(&url).await.unwrap();
+        sqlx::query(
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, session TEXT NOT NULL, origin TEXT NOT NULL,
+                status TEXT NOT NULL, params TEXT NOT NULL, input_name TEXT NOT NULL,
+                created_ms BIGINT NOT NULL, started_ms BIGINT, finished_ms BIGINT, error TEXT,
+                result TEXT, bytes BIGINT NOT NULL DEFAULT 0)",
+        )
+        .execute(&old)
+        .await
+        .unwrap();
+        let params = serde_json::to_string(&JobParams::default()).unwrap();
+        sqlx::query(
+            "INSERT INTO jobs (id, session, origin, status, params, input_name, created_ms)
+             VALUES ('a', 's', '\"api\"', 'queued', $1, 'cat.png', 1)",
+        )
+        .bind(params)
+        .execute(&old)
+        .await
+        .unwrap();
+        old.close().await;
+
+        let store = Store::connect(&url).await.unwrap();
+        let job = store.get("a").await.unwrap().unwrap();
+        assert_eq!((job.status, job.device), (Status::Queued, None));
+        store.start("a", 5, "cuda:1").await.unwrap();
+        let job = store.get("a").await.unwrap().unwrap();
+        assert_eq!(job.status, Status::Running);
+        assert_eq!(
+            (job.started_ms, job.device.as_deref()),
+            (Some(5), Some("cuda:1"))
+        );
+        assert_eq!(store.count_interruption("a").await.unwrap(), 1);
+        store.requeue("a").await.unwrap();
+        let job = store.get("a").await.unwrap().unwrap();
+        assert_eq!((job.status, job.started_ms), (Status::Queued, None));
+    }
 }

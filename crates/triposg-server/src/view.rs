@@ -44,6 +44,8 @@ pub struct JobView {
     pub created_ms: i64,
     pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
+    /// The device that ran the job (or runs it), e.g. `cuda:1`.
+    pub device: Option<String>,
     /// What went wrong, in words for the user, when failed.
     pub error: Option<String>,
     pub result: Option<JobResult>,
@@ -107,6 +109,7 @@ impl JobView {
             created_ms: job.created_ms,
             started_ms: job.started_ms,
             finished_ms: job.finished_ms,
+            device: job.device.clone(),
             error: job.error.clone(),
             result: job.result.clone(),
             input_url: file_url(id, THUMBNAIL_FILE),

@@ -312,7 +312,7 @@ async fn run_one(
         return Ok(());
     };
     let started = now_ms();
-    let running = || state.store.set_status(id, Status::Running, Some(started));
+    let running = || state.store.start(id, started, &slot.name);
     if !persist(state, id, "mark it running", running).await {
         return Ok(());
     }
@@ -388,7 +388,7 @@ async fn record_outcome(
     let event = match outcome {
         Err(Failure::Cancelled) if shutting_down => {
             // Interrupted by shutdown, not by the user: run it again after the restart.
-            state.store.set_status(id, Status::Queued, None).await?;
+            state.store.requeue(id).await?;
             return Ok(());
         }
         Ok(result) => {

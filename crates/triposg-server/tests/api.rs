@@ -37,6 +37,7 @@ async fn a_job_runs_to_done_and_stays_in_the_history() {
     }
     let job = &done["job"];
     assert_eq!(job["status"], "done");
+    assert_eq!(job["device"], "cpu");
     let candidates = job["result"]["candidates"].as_array().unwrap();
     assert_eq!(candidates.len(), 2);
     assert_eq!(candidates[0]["seed"], 42);

@@ -120,6 +120,7 @@ async fn jobs_live_in_postgres_across_a_restart() {
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["id"], done_id.as_str());
     assert_eq!(list[0]["status"], "done");
+    assert_eq!(list[0]["device"], "cpu");
     assert!(
         list[0]["result"]["candidates"][0]["faces"]
             .as_u64()
