@@ -18,7 +18,9 @@ Both sides run one warm-up job and one timed job in the same process (models loa
 server keeps them). Upstream's CUDA marching cubes (`diso`) is not installable here; it is
 replaced by scikit-image's, whose time is reported and subtracted (upstream's figure is then a
 lower bound). Peak GPU memory is sampled with nvidia-smi for both processes (what the card
-must hold), and torch's own counter is given for upstream too. Writes $OUT/e2e.json.
+must hold), and torch's own counter is given for upstream too. Ours runs again with `--offload`
+(models in host memory, each copied to the card for its stage; no print files) for its time and
+peak memory. Writes $OUT/e2e.json.
 """
 import json
 import os
