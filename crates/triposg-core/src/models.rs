@@ -24,7 +24,9 @@ pub enum Placement {
     Offload,
 }
 
-type Build<T> = fn(&Checkpoint, VarBuilder) -> triposg_model::Result<T>;
+/// Builds a model from its weights with the config read at load (an offloaded model is rebuilt
+/// for every stage: the checkpoint's files are not read again).
+type Build<T> = Box<dyn Fn(VarBuilder) -> triposg_model::Result<T> + Send + Sync>;
 
 /// One model, either built on the device or kept as host tensors to build from.
 enum Kept<T> {
@@ -57,7 +59,6 @@ pub struct Models {
     dinov2: Kept<Dinov2>,
     dit: Kept<TripoSGDiT>,
     vae: Kept<TripoSGVae>,
-    checkpoint: Checkpoint,
     pub scheduler: SchedulerConfig,
     pub device: Device,
     pub dtype: DType,
@@ -73,33 +74,26 @@ impl Models {
         placement: Placement,
     ) -> triposg_model::Result<Self> {
         let checkpoint = Checkpoint::new(weights.join("TripoSG"));
+        let keep = Keep {
+            checkpoint: &checkpoint,
+            dtype,
+            device,
+            placement,
+        };
+        let (dinov2, dit, vae) = (
+            checkpoint.dinov2_config()?,
+            checkpoint.dit_config()?,
+            checkpoint.vae_config()?,
+        );
         Ok(Self {
             scheduler: checkpoint.scheduler_config()?,
-            dinov2: kept(
-                &checkpoint,
-                Component::ImageEncoder,
-                dtype,
-                device,
-                placement,
-                Checkpoint::dinov2_from,
-            )?,
-            dit: kept(
-                &checkpoint,
-                Component::Transformer,
-                dtype,
-                device,
-                placement,
-                Checkpoint::dit_from,
-            )?,
-            vae: kept(
-                &checkpoint,
-                Component::Vae,
-                dtype,
-                device,
-                placement,
-                Checkpoint::vae_from,
-            )?,
-            checkpoint,
+            dinov2: keep.model(Component::ImageEncoder, move |vb| {
+                Ok(Dinov2::new(&dinov2, vb)?)
+            })?,
+            dit: keep.model(Component::Transformer, move |vb| {
+                Ok(TripoSGDiT::new(&dit, vb)?)
+            })?,
+            vae: keep.model(Component::Vae, move |vb| Ok(TripoSGVae::new(&vae, vb)?))?,
             device: device.clone(),
             dtype,
             placement,
@@ -123,28 +117,36 @@ impl Models {
             Kept::OnDevice(m) => InStage::Resident(m),
             Kept::OnHost { tensors, build } => {
                 let vb = VarBuilder::from_tensors(tensors.clone(), self.dtype, &self.device);
-                InStage::Moved(build(&self.checkpoint, vb)?)
+                InStage::Moved(build(vb)?)
             }
         })
     }
 }
 
-fn kept<T>(
-    checkpoint: &Checkpoint,
-    c: Component,
+/// Where and how `Models::load` keeps each model.
+struct Keep<'a> {
+    checkpoint: &'a Checkpoint,
     dtype: DType,
-    device: &Device,
+    device: &'a Device,
     placement: Placement,
-    build: Build<T>,
-) -> triposg_model::Result<Kept<T>> {
-    Ok(match placement {
-        Placement::Device => Kept::OnDevice(build(
-            checkpoint,
-            checkpoint.var_builder(c, dtype, device)?,
-        )?),
-        Placement::Offload => Kept::OnHost {
-            tensors: checkpoint.host_tensors(c, dtype)?,
-            build,
-        },
-    })
+}
+
+impl Keep<'_> {
+    fn model<T>(
+        &self,
+        c: Component,
+        build: impl Fn(VarBuilder) -> triposg_model::Result<T> + Send + Sync + 'static,
+    ) -> triposg_model::Result<Kept<T>> {
+        Ok(match self.placement {
+            Placement::Device => Kept::OnDevice(build(self.checkpoint.var_builder(
+                c,
+                self.dtype,
+                self.device,
+            )?)?),
+            Placement::Offload => Kept::OnHost {
+                tensors: self.checkpoint.host_tensors(c, self.dtype)?,
+                build: Box::new(build),
+            },
+        })
+    }
 }

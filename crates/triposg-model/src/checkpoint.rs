@@ -117,28 +117,27 @@ impl Checkpoint {
     }
 
     pub fn load_dit(&self, dtype: DType, device: &Device) -> Result<TripoSGDiT> {
-        self.dit_from(self.var_builder(Component::Transformer, dtype, device)?)
+        let cfg = self.dit_config()?;
+        Ok(TripoSGDiT::new(
+            &cfg,
+            self.var_builder(Component::Transformer, dtype, device)?,
+        )?)
     }
 
     pub fn load_vae(&self, dtype: DType, device: &Device) -> Result<TripoSGVae> {
-        self.vae_from(self.var_builder(Component::Vae, dtype, device)?)
+        let cfg = self.vae_config()?;
+        Ok(TripoSGVae::new(
+            &cfg,
+            self.var_builder(Component::Vae, dtype, device)?,
+        )?)
     }
 
     pub fn load_dinov2(&self, dtype: DType, device: &Device) -> Result<Dinov2> {
-        self.dinov2_from(self.var_builder(Component::ImageEncoder, dtype, device)?)
-    }
-
-    /// The transformer with this checkpoint's config from any source of its weights.
-    pub fn dit_from(&self, vb: VarBuilder) -> Result<TripoSGDiT> {
-        Ok(TripoSGDiT::new(&self.dit_config()?, vb)?)
-    }
-
-    pub fn vae_from(&self, vb: VarBuilder) -> Result<TripoSGVae> {
-        Ok(TripoSGVae::new(&self.vae_config()?, vb)?)
-    }
-
-    pub fn dinov2_from(&self, vb: VarBuilder) -> Result<Dinov2> {
-        Ok(Dinov2::new(&self.dinov2_config()?, vb)?)
+        let cfg = self.dinov2_config()?;
+        Ok(Dinov2::new(
+            &cfg,
+            self.var_builder(Component::ImageEncoder, dtype, device)?,
+        )?)
     }
 }
 

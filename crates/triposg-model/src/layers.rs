@@ -111,7 +111,10 @@ impl Module for Fp32LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let xs = xs.contiguous()?;
         #[cfg(feature = "cuda")]
-        if crate::fused::applies(&xs) && crate::fused::layer_norm_applies(xs.dim(D::Minus1)?) {
+        if crate::fused::applies(&xs)
+            && xs.elem_count() > 0
+            && crate::fused::layer_norm_applies(xs.dim(D::Minus1)?)
+        {
             return crate::fused::layer_norm(&xs, &self.weight, &self.bias, self.eps);
         }
         candle_nn::ops::layer_norm(&xs, &self.weight, &self.bias, self.eps as f32)

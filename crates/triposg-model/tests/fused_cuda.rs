@@ -187,35 +187,72 @@ fn fused_attention_matches_the_plain_path_at_full_size() {
     }
 }
 
-/// Layer norm at the models' widths (the VAE's 1024, the DiT's 2048) and one the fused kernel
-/// leaves to candle (64), on rows with a large mean and a spread-out scale (where a one-pass
-/// variance in f16 would fail), f16 on the fast path against f32 on the plain path of the same
-/// f16-rounded input: rounding rows of mean 20 and deviation 0.1 to f16 alone moves the result
-/// by 7e-3 (measured on the H200, and reproduced in numpy), which says nothing of the kernel;
-/// from the same input the kernel's only extra error is its one output rounding (~2e-4).
+/// Layer norm at the models' widths (the VAE's 1024, the DiT's 2048) on f16 rows with a large
+/// mean and a small, spread-out deviation, against a two-pass f64 layer norm on the CPU of the
+/// same f16 input with the same f16 weights. The kernel's only error is then its one output
+/// rounding (2.1e-4 in numpy on rows built this way); a one-pass variance in f32
+/// (E[x^2] - mean^2) loses ~1e-3 on them, hence the tolerance. (This test's first version
+/// compared against f32 of the unrounded input and measured the input's rounding instead:
+/// 7.1e-3 on the H200.) Width 64 is left to candle's own kernel, only checked to be sane.
 #[test]
-fn fused_layer_norm_matches_the_plain_path() {
+fn fused_layer_norm_matches_a_two_pass_reference() {
     use candle_core::Module;
     let dev = gpu();
-    for width in [1024, 2048, 64] {
-        let w = (Tensor::randn(0f32, 0.2, width, &Device::Cpu).unwrap() + 1.0).unwrap();
-        let b = Tensor::randn(0f32, 0.1, width, &Device::Cpu).unwrap();
-        let tensors = HashMap::from([("weight".to_string(), w), ("bias".to_string(), b)]);
-        let weights = |dtype| {
-            let vb = VarBuilder::from_tensors(tensors.clone(), dtype, &dev);
-            triposg_model::layers::Fp32LayerNorm::new(width, 1e-5, vb).unwrap()
+    let rows = 4099;
+    for (width, tolerance) in [(1024, 1e-3), (2048, 1e-3), (64, F16_TOL)] {
+        let half = |t: Tensor| t.to_dtype(DType::F16).unwrap();
+        let w = half((Tensor::randn(0f32, 0.2, width, &Device::Cpu).unwrap() + 1.0).unwrap());
+        let b = half(Tensor::randn(0f32, 0.1, width, &Device::Cpu).unwrap());
+        let scale = Tensor::rand(0.1f32, 4.0, (rows, 1), &Device::Cpu).unwrap();
+        let xs = half(
+            (Tensor::randn(0f32, 1.0, (rows, width), &Device::Cpu)
+                .unwrap()
+                .broadcast_mul(&scale)
+                .unwrap()
+                + 20.0)
+                .unwrap(),
+        );
+        let tensors = HashMap::from([
+            ("weight".to_string(), w.clone()),
+            ("bias".to_string(), b.clone()),
+        ]);
+        let vb = VarBuilder::from_tensors(tensors, DType::F16, &dev);
+        let norm = triposg_model::layers::Fp32LayerNorm::new(width, 1e-5, vb).unwrap();
+        let ours = norm.forward(&xs.to_device(&dev).unwrap()).unwrap();
+
+        let values = |t: &Tensor| -> Vec<f64> {
+            let v: Vec<f32> = t
+                .to_dtype(DType::F32)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            v.into_iter().map(f64::from).collect()
         };
-        let (plain, fused) = (weights(DType::F32), weights(DType::F16));
-        let scale = Tensor::rand(0.1f32, 4.0, (4099, 1), &dev).unwrap();
-        let xs = (Tensor::randn(0f32, 1.0, (1, 4099, width), &dev)
+        let (x, w, b) = (values(&xs), values(&w), values(&b));
+        let mut truth = Vec::with_capacity(rows * width);
+        for row in x.chunks(width) {
+            let mean = row.iter().sum::<f64>() / width as f64;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / width as f64;
+            let rstd = 1.0 / (var + 1e-5).sqrt();
+            truth.extend(
+                row.iter()
+                    .zip(w.iter().zip(&b))
+                    .map(|(v, (w, b))| ((v - mean) * rstd * w + b) as f32),
+            );
+        }
+        let truth = Tensor::from_vec(truth, (rows, width), &Device::Cpu).unwrap();
+        let ours = ours
+            .to_dtype(DType::F32)
             .unwrap()
-            .broadcast_mul(&scale)
-            .unwrap()
-            + 20.0)
+            .to_device(&Device::Cpu)
             .unwrap();
-        let xs = xs.to_dtype(DType::F16).unwrap();
-        let truth = plain.forward(&xs.to_dtype(DType::F32).unwrap()).unwrap();
-        let ours = fused.forward(&xs).unwrap();
-        check(&format!("layer norm, width {width}"), &ours, &truth);
+        let err = rel_l2(&ours, &truth);
+        eprintln!("layer norm, width {width}: relative L2 error {err:e}");
+        assert!(
+            err < tolerance,
+            "layer norm, width {width}: {err:e} >= {tolerance:e}"
+        );
     }
 }

@@ -100,7 +100,7 @@ pub struct JobRecord {
     pub result: Option<JobResult>,
     /// Bytes the job's files take on disk.
     pub bytes: i64,
-    /// The device that ran (or last started) the job, e.g. `cuda:1`.
+    /// The device running or that ran the job, e.g. `cuda:1` (none while queued).
     pub device: Option<String>,
 }
 
@@ -293,7 +293,7 @@ impl Store {
 
     /// Back in the queue (after a restart or a transient failure).
     pub async fn requeue(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET status = $1, started_ms = NULL WHERE id = $2")
+        sqlx::query("UPDATE jobs SET status = $1, started_ms = NULL, device = NULL WHERE id = $2")
             .bind(Status::Queued.as_str())
             .bind(id)
             .execute(&self.pool)
@@ -413,6 +413,9 @@ mod tests {
         assert_eq!(store.count_interruption("a").await.unwrap(), 1);
         store.requeue("a").await.unwrap();
         let job = store.get("a").await.unwrap().unwrap();
-        assert_eq!((job.status, job.started_ms), (Status::Queued, None));
+        assert_eq!(
+            (job.status, job.started_ms, job.device),
+            (Status::Queued, None, None)
+        );
     }
 }

@@ -44,7 +44,7 @@ pub struct JobView {
     pub created_ms: i64,
     pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
-    /// The device that ran the job (or runs it), e.g. `cuda:1`.
+    /// The device running or that ran the job, e.g. `cuda:1` (none while queued).
     pub device: Option<String>,
     /// What went wrong, in words for the user, when failed.
     pub error: Option<String>,

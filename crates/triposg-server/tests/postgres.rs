@@ -1,4 +1,4 @@
-//! The job store on a real PostgreSQL server (the store several servers can share), driven
+//! The job store on a real PostgreSQL server (instead of the embedded SQLite file), driven
 //! through the API as the SQLite tests drive theirs: a job to done, a running job carried over a
 //! restart, cancel and delete, every row checked in the database itself.
 //!
@@ -25,7 +25,8 @@ fn admin_url() -> Option<String> {
     }
 }
 
-/// A fresh database on the server of `admin`, dropped when the test is done with it.
+/// A fresh database on the server of `admin`, dropped when the test passes (a failed run leaves
+/// it to look at).
 struct Database {
     admin: String,
     name: String,

@@ -74,9 +74,9 @@ pub struct GenerateArgs {
     /// the models, saying what to lower. Default: no limit.
     #[arg(long, env = "TRIPOSG_MEMORY_LIMIT", value_parser = parse_memory_limit)]
     memory_limit: Option<u64>,
-    /// Keep the models in host memory and move each onto the GPU only for its stage: the card
-    /// then holds the transformer (2.9 GB in f16) instead of all three models (4.1 GB), for a
-    /// few tenths of a second of copying per shape.
+    /// Keep the models in host memory and copy each onto the GPU only for its stage: the card
+    /// then holds the transformer (2.9 GB in f16) instead of all three models (4.1 GB; the small
+    /// background-removal model stays), for about half a second of copying per shape.
     #[arg(long, env = "TRIPOSG_OFFLOAD")]
     offload: bool,
     #[command(flatten)]
@@ -212,7 +212,8 @@ impl Run<'_> {
     /// print files. Every file is written to a temporary name and renamed when complete.
     fn shape(&self, name: &str, stem: &str, prepared: &Prepared, seed: u64) -> Outcome {
         let start = Instant::now();
-        // Shared by the progress callback and the raw write, which is timed like a stage.
+        // Shared by the progress callback and the save of the raw mesh (its files and the
+        // closedness check), which is timed like a stage.
         let stage_seconds = RefCell::new(vec![("prepare".to_string(), prepared.seconds)]);
         let mut on_event = |e: Event| {
             progress_line(name, seed, &e);
@@ -239,7 +240,7 @@ impl Run<'_> {
             let raw_closed = mesh.topology().is_closed_manifold();
             stage_seconds
                 .borrow_mut()
-                .push(("write".into(), write_start.elapsed().as_secs_f64()));
+                .push(("save".into(), write_start.elapsed().as_secs_f64()));
             let mut done = Done {
                 faces: mesh.faces.len(),
                 raw_closed,

@@ -32,9 +32,9 @@ pub struct ServeArgs {
     /// (after every job, the old app's behaviour, for GPUs shared with other programs).
     #[arg(long, env = "TRIPOSG_RESIDENCY", default_value = "idle:10")]
     residency: ResidencyPolicy,
-    /// Keep loaded models in host memory and move each onto the GPU only for its stage: the
-    /// card then holds the transformer (2.9 GB in f16) instead of all three models (4.1 GB),
-    /// for a few tenths of a second of copying per job.
+    /// Keep loaded models in host memory and copy each onto the GPU only for its stage: the
+    /// card then holds the transformer (2.9 GB in f16) instead of all three models (4.1 GB; the
+    /// small background-removal model stays), for about half a second of copying per shape.
     #[arg(long, env = "TRIPOSG_OFFLOAD")]
     offload: bool,
     /// Jobs allowed to wait; more submissions get "429 Too Many Requests" with Retry-After.

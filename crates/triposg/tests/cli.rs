@@ -152,7 +152,7 @@ fn generate_turns_a_cut_out_photo_into_print_files_and_meshes() {
         .collect();
     assert_eq!(
         stages,
-        ["prepare", "encode", "denoise", "decode", "surface", "write", "print"]
+        ["prepare", "encode", "denoise", "decode", "surface", "save", "print"]
     );
     assert!(rows[2]["failed"].as_str().unwrap().contains("cannot read"));
 }

@@ -135,7 +135,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Mesh> {
             Some(i) => doc.indices(i as usize)?,
             None => (0..count as u32).collect(),
         };
-        if indices.len() % 3 != 0 || indices.iter().any(|&i| i as usize >= count) {
+        if !indices.len().is_multiple_of(3) || indices.iter().any(|&i| i as usize >= count) {
             return Err(malformed(
                 FORMAT,
                 "indices out of range or not a triangle list",

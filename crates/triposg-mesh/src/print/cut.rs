@@ -119,7 +119,7 @@ pub(crate) fn fill_plane(
         .collect();
     let mut earcut = earcut::Earcut::new();
     let mut triangles: Vec<u32> = Vec::new();
-    for outer in (0..rings.len()).filter(|&i| depth[i] % 2 == 0) {
+    for outer in (0..rings.len()).filter(|&i| depth[i].is_multiple_of(2)) {
         let holes: Vec<usize> = (0..rings.len())
             .filter(|&h| depth[h] == depth[outer] + 1 && contains(outer, h))
             .collect();
