@@ -111,12 +111,17 @@ pub fn run(weights: &Path, args: &ServeArgs) -> Result<bool> {
         .init();
     let config = args.config(weights)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let server = triposg_server::start(config).await?;
         eprintln!("triposg serving on http://{}", server.addr);
         stop_signal().await;
         eprintln!("stopping: running jobs are cancelled and run again after a restart");
         server.shutdown().await?;
         Ok(true)
-    })
+    });
+    // Dropping the runtime would wait for every blocking task, and a weights download from
+    // the page is one that can take an hour: it is left where it got to (the next download
+    // resumes it) after a short grace for anything else still finishing.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    outcome
 }

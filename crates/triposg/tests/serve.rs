@@ -1,24 +1,36 @@
 //! `triposg serve` and `triposg healthcheck` as a container runs them.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+#[path = "../../triposg-weights/tests/hub_standin/mod.rs"]
+mod hub_standin;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use hub_standin::{start_hub, Behaviour};
 
 fn triposg() -> Command {
     Command::new(env!("CARGO_BIN_EXE_triposg"))
 }
 
-/// Starts the server on a free port; returns it and its address from its start-up line.
-fn serve(outputs: &std::path::Path) -> (Child, String) {
+/// Starts the server with the tiny weights on a free port; returns it and its address from
+/// its start-up line.
+fn serve(outputs: &Path) -> (Child, String) {
     let weights = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny");
+    serve_with(&weights, outputs, &[])
+}
+
+fn serve_with(weights: &Path, outputs: &Path, env: &[(&str, &str)]) -> (Child, String) {
     let mut child = triposg()
         .args(["serve", "--port", "0", "--devices", "cpu"])
         .arg("--weights")
         .arg(weights)
         .arg("--outputs")
         .arg(outputs)
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -89,4 +101,74 @@ fn serve_refuses_an_unknown_residency_with_the_accepted_spellings() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("idle:MINUTES"), "{stderr}");
+}
+
+/// One request over a plain socket; returns the whole response.
+fn http(base: &str, method: &str, path: &str) -> String {
+    let host = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// Ctrl-C or SIGTERM while the page's weights download runs stops the server within seconds:
+/// the download stays where it got to (it resumes next time) instead of holding the exit until
+/// gigabytes have arrived. The hub stand-in sends half a file and then nothing at all.
+#[test]
+fn a_stop_during_a_weights_download_exits_within_seconds() {
+    let stalled = "transformer/diffusion_pytorch_model.safetensors";
+    let hub = start_hub(Behaviour {
+        stall: Some(stalled.into()),
+        ..Default::default()
+    });
+    let (weights, outputs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let hf_home = weights.path().join("hf-home");
+    let (mut server, base) = serve_with(
+        &weights.path().join("pretrained_weights"),
+        outputs.path(),
+        &[
+            ("HF_ENDPOINT", hub.endpoint.as_str()),
+            ("HF_HOME", hf_home.to_str().unwrap()),
+        ],
+    );
+    let started = http(&base, "POST", "/api/weights/download?skip_rmbg=true");
+    assert!(started.starts_with("HTTP/1.1 202"), "{started}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !hub
+        .state
+        .lock()
+        .unwrap()
+        .ranges
+        .iter()
+        .any(|(f, _)| f == stalled)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the download never reached {stalled}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(Command::new("kill")
+        .arg(server.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = server.try_wait().unwrap() {
+            break exit;
+        }
+        if Instant::now() > deadline {
+            server.kill().unwrap();
+            panic!("the server was still running 20 s after SIGTERM, waiting for the download");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "{exit:?}");
 }

@@ -72,6 +72,9 @@ pub struct Behaviour {
     pub corrupt: Option<String>,
     /// (file, first byte requested) of every content request.
     pub ranges: Vec<(String, u64)>,
+    /// Promise the whole body of this file, send half, then keep the connection open and send
+    /// nothing more (a hub that stalls mid-transfer).
+    pub stall: Option<String>,
 }
 
 pub struct Hub {
@@ -176,10 +179,14 @@ fn serve(
     if is_transfer {
         st.ranges.push((file.clone(), range_start));
     }
-    if is_transfer && range_start == 0 && st.truncate_once.as_deref() == Some(file.as_str()) {
+    let stall = st.stall.as_deref() == Some(file.as_str());
+    if is_transfer
+        && range_start == 0
+        && (stall || st.truncate_once.as_deref() == Some(file.as_str()))
+    {
         st.truncate_once = None;
         drop(st);
-        // Promise the whole body, deliver half, hang up.
+        // Promise the whole body, deliver half, hang up (or stall).
         let head = format!(
             "HTTP/1.1 206 Partial Content\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
@@ -187,6 +194,9 @@ fn serve(
         let _ = stream.write_all(head.as_bytes());
         let _ = stream.write_all(&body[..body.len() / 2]);
         let _ = stream.flush();
+        if stall {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
         return;
     }
     drop(st);
