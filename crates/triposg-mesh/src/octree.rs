@@ -317,30 +317,64 @@ fn near_surface(samples: &SparseGrid, geometry: &GridGeometry, closed: bool) -> 
         .collect()
 }
 
-/// All samples within Chebyshev distance `radius` of `points`, clipped to the grid; done one
-/// axis at a time on sorted index lists so the cost follows the band, not the box.
+/// All samples within Chebyshev distance `radius` of `points`, clipped to the grid, sorted.
+/// Works on runs along the fastest axis (z): the band around a surface crosses each grid row
+/// in a few runs, so growing along y and then x copies and merges runs rather than samples,
+/// and the samples come out already in order. (Growing and sorting sample lists once per axis
+/// was two thirds of the octree's CPU time at depth 9.)
 fn dilate(mut points: Vec<u64>, geometry: &GridGeometry, radius: usize) -> Vec<u64> {
+    let [dx, dy, dz] = geometry.dims.map(|d| d as u64);
+    let r = radius as u64;
     points.par_sort_unstable();
     points.dedup();
-    for axis in 0..3 {
-        let mut grown: Vec<u64> = points
-            .par_iter()
-            .flat_map_iter(|&i| {
-                let p = geometry.point(i);
-                let lo = p[axis].saturating_sub(radius);
-                let hi = (p[axis] + radius).min(geometry.dims[axis] - 1);
-                (lo..=hi).map(move |x| {
-                    let mut q = p;
-                    q[axis] = x;
-                    geometry.index(q)
-                })
-            })
-            .collect();
-        grown.par_sort_unstable();
-        grown.dedup();
-        points = grown;
+    let mut runs: Vec<Run> = Vec::new();
+    for &p in &points {
+        let (row, z) = (p / dz, p % dz);
+        extend_runs(&mut runs, (row, z.saturating_sub(r), (z + r).min(dz - 1)));
     }
-    points
+    // Rows are x * dy + y: y steps one row, x steps dy rows.
+    let runs = grow_rows(&runs, r, 1, |row| (row % dy, dy));
+    let runs = grow_rows(&runs, r, dy, |row| (row / dy, dx));
+    runs.par_iter()
+        .flat_map_iter(|&(row, first, last)| (first..=last).map(move |z| row * dz + z))
+        .collect()
+}
+
+/// Samples `first..=last` of one grid row (along z).
+type Run = (u64, u64, u64);
+
+/// Appends `run` to `runs` (sorted by row, then start), merging it into the last run when they
+/// overlap or touch in the same row.
+fn extend_runs(runs: &mut Vec<Run>, run: Run) {
+    match runs.last_mut() {
+        Some(last) if last.0 == run.0 && run.1 <= last.2 + 1 => last.2 = last.2.max(run.2),
+        _ => runs.push(run),
+    }
+}
+
+/// Copies every run to the rows up to `r` steps away along one axis (rows `step` apart;
+/// `coord` gives a row's coordinate on the axis and the axis' size), then merges each row's.
+fn grow_rows(
+    runs: &[Run],
+    r: u64,
+    step: u64,
+    coord: impl Fn(u64) -> (u64, u64) + Sync,
+) -> Vec<Run> {
+    let mut grown: Vec<Run> = runs
+        .par_iter()
+        .flat_map_iter(|&(row, first, last)| {
+            let (c, size) = coord(row);
+            let base = row - c * step;
+            (c.saturating_sub(r)..=(c + r).min(size - 1))
+                .map(move |c| (base + c * step, first, last))
+        })
+        .collect();
+    grown.par_sort_unstable();
+    let mut merged = Vec::with_capacity(grown.len());
+    for run in grown {
+        extend_runs(&mut merged, run);
+    }
+    merged
 }
 
 #[cfg(test)]

@@ -255,6 +255,45 @@ fn band_marks_sign_changes_and_small_values_only() {
     assert_eq!(dilated.len(), 27);
 }
 
+/// Dilation by runs against the definition: every sample within Chebyshev distance `radius` of
+/// a point, on grids with unequal sides, points at the faces and corners, and radii up to
+/// larger than the grid.
+#[test]
+fn dilation_is_every_sample_within_the_radius() {
+    let geometry = GridGeometry {
+        dims: [6, 9, 11],
+        origin: [0.0; 3],
+        spacing: [1.0; 3],
+    };
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    for radius in [0, 1, 2, 5, 12] {
+        for count in [1, 3, 20, 60] {
+            let mut points: Vec<u64> = (0..count).map(|_| next(geometry.len())).collect();
+            points.extend([0, geometry.len() - 1]);
+            let expected: Vec<u64> = (0..geometry.len())
+                .filter(|&i| {
+                    let q = geometry.point(i);
+                    points.iter().any(|&p| {
+                        let p = geometry.point(p);
+                        (0..3).all(|a| p[a].abs_diff(q[a]) <= radius)
+                    })
+                })
+                .collect();
+            assert_eq!(
+                dilate(points, &geometry, radius),
+                expected,
+                "radius {radius}"
+            );
+        }
+    }
+}
+
 #[test]
 fn solids_cut_by_the_box_are_capped_when_closing_at_bounds() {
     // A cylinder along z, longer than the box, plus a sphere sticking out of the +x face.
