@@ -132,6 +132,22 @@ impl SparseGrid {
 
 trait Samples {
     fn value(&self, index: u64) -> Option<f32>;
+
+    /// The values at `cell + offset` for the eight `(offset, corner)` pairs, stored by corner;
+    /// `None` when one is missing. Cells come in increasing order; `cursors` is the caller's
+    /// (zeros at first) for sources that can resume their search.
+    fn corners(
+        &self,
+        cell: u64,
+        offsets: &[(u64, usize); 8],
+        _cursors: &mut [usize; 8],
+    ) -> Option<[f32; 8]> {
+        let mut values = [0f32; 8];
+        for &(offset, corner) in offsets {
+            values[corner] = self.value(cell + offset)?;
+        }
+        Some(values)
+    }
 }
 
 impl Samples for DenseGrid {
@@ -145,6 +161,46 @@ impl Samples for SparseGrid {
     fn value(&self, index: u64) -> Option<f32> {
         self.get(index).filter(|v| !v.is_nan())
     }
+
+    /// Each corner's position by galloping forward from where the same corner of the previous
+    /// cell was: with cells in increasing order each cursor only moves forward, a few places at
+    /// a time, where eight binary searches over millions of samples made the extraction's cost.
+    fn corners(
+        &self,
+        cell: u64,
+        offsets: &[(u64, usize); 8],
+        cursors: &mut [usize; 8],
+    ) -> Option<[f32; 8]> {
+        let mut values = [0f32; 8];
+        for (&(offset, corner), cursor) in offsets.iter().zip(cursors.iter_mut()) {
+            let v = self.values[seek(&self.indices, cursor, cell + offset)?];
+            if v.is_nan() {
+                return None;
+            }
+            values[corner] = v;
+        }
+        Some(values)
+    }
+}
+
+/// The position of `target` in `sorted`, searched from `cursor` forward (and the cursor moved
+/// to where the search ended): for lookups of increasing targets, each a few places after the
+/// last, where a binary search over the whole list costs ~20 scattered reads each.
+pub(crate) fn seek(sorted: &[u64], cursor: &mut usize, target: u64) -> Option<usize> {
+    *cursor += gallop(&sorted[*cursor..], target);
+    (sorted.get(*cursor) == Some(&target)).then_some(*cursor)
+}
+
+/// The first position in `sorted` whose value is at least `target`, probing 1, 2, 4, ...
+/// places ahead before a binary search, so a near target costs a few steps.
+fn gallop(sorted: &[u64], target: u64) -> usize {
+    let mut bound = 1;
+    while bound < sorted.len() && sorted[bound - 1] < target {
+        bound *= 2;
+    }
+    let lo = bound / 2;
+    let hi = bound.min(sorted.len());
+    lo + sorted[lo..hi].partition_point(|&v| v < target)
 }
 
 /// Extracts the level-0 surface of a dense grid.
@@ -294,16 +350,13 @@ fn extract_part(samples: &impl Samples, g: &GridGeometry, cells: &[u64]) -> Part
         edge_vertex: HashMap::new(),
         edge_of_vertex: Vec::new(),
     };
+    // The grid index is linear in the position, so each corner is the cell's index plus a
+    // constant offset.
+    let offsets: [(u64, usize); 8] = std::array::from_fn(|c| (g.index(corner_offset(c)), c));
+    let mut cursors = [0; 8];
     for &index in cells {
-        let cell = g.point(index);
-        let mut values = [0f32; 8];
-        let complete = (0..8).all(|c| {
-            let o = corner_offset(c);
-            let p = [cell[0] + o[0], cell[1] + o[1], cell[2] + o[2]];
-            samples.value(g.index(p)).map(|v| values[c] = v).is_some()
-        });
-        if complete {
-            builder.add_cell(cell, &values);
+        if let Some(values) = samples.corners(index, &offsets, &mut cursors) {
+            builder.add_cell(g.point(index), &values);
         }
     }
     Part {

@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use crate::iso_surface::{extract_sparse, extract_sparse_closed, GridGeometry, SparseGrid};
+use crate::iso_surface::{extract_sparse, extract_sparse_closed, seek, GridGeometry, SparseGrid};
 use crate::mesh::Mesh;
 
 /// Upstream's `min_resolution` and `mini_grid_num`, which fix the coarse grid at 63 cells.
@@ -285,35 +285,59 @@ fn sign(v: f32) -> i8 {
 /// the sample itself, or outside when `closed`), or whose magnitude is below the band.
 /// Returns sorted indices.
 fn near_surface(samples: &SparseGrid, geometry: &GridGeometry, closed: bool) -> Vec<u64> {
-    samples
-        .indices()
-        .par_iter()
-        .zip(samples.values().par_iter())
-        .filter(|&(&index, &v)| {
-            if v.abs() < BAND {
-                return true;
-            }
-            // Also false for NaN, which upstream's `val > -9000` rejects the same way.
-            let valid = v > INVALID_BELOW;
-            if !valid {
-                return false;
-            }
-            let p = geometry.point(index);
-            (0..3).any(|axis| {
-                [-1i64, 1].into_iter().any(|step| {
-                    let q = p[axis] as i64 + step;
-                    if q < 0 || q >= geometry.dims[axis] as i64 {
-                        return closed && v > 0.0;
-                    }
-                    let mut n = p;
-                    n[axis] = q as usize;
-                    samples
-                        .get(geometry.index(n))
-                        .is_some_and(|w| w > INVALID_BELOW && sign(w) != sign(v))
-                })
+    let (indices, values) = (samples.indices(), samples.values());
+    let strides = [
+        (geometry.dims[1] * geometry.dims[2]) as u64,
+        geometry.dims[2] as u64,
+        1,
+    ];
+    // Chunks of consecutive samples, each neighbour direction with its own forward-moving
+    // search cursor (`seek`).
+    let chunk = indices
+        .len()
+        .div_ceil(rayon::current_num_threads() * 8)
+        .max(1);
+    (0..indices.len().div_ceil(chunk))
+        .into_par_iter()
+        .flat_map_iter(|c| {
+            let mut cursors = [0usize; 6];
+            (c * chunk..((c + 1) * chunk).min(indices.len())).filter_map(move |at| {
+                let (index, v) = (indices[at], values[at]);
+                if v.abs() < BAND {
+                    return Some(index);
+                }
+                // Also false for NaN, which upstream's `val > -9000` rejects the same way.
+                let valid = v > INVALID_BELOW;
+                if !valid {
+                    return None;
+                }
+                let p = geometry.point(index);
+                let mut cursors = cursors.iter_mut();
+                let crosses = (0..3).any(|axis| {
+                    [false, true].into_iter().any(|up| {
+                        let cursor = cursors.next().expect("six directions");
+                        let inside = if up {
+                            p[axis] + 1 < geometry.dims[axis]
+                        } else {
+                            p[axis] > 0
+                        };
+                        if !inside {
+                            return closed && v > 0.0;
+                        }
+                        let n = if up {
+                            index + strides[axis]
+                        } else {
+                            index - strides[axis]
+                        };
+                        seek(indices, cursor, n).is_some_and(|i| {
+                            let w = values[i];
+                            w > INVALID_BELOW && sign(w) != sign(v)
+                        })
+                    })
+                });
+                crosses.then_some(index)
             })
         })
-        .map(|(&index, _)| index)
         .collect()
 }
 
