@@ -6,7 +6,7 @@
 //! (no vertex of the mesh sits on a grid point shared by several crossings).
 //! Triangles are wound counter-clockwise seen from outside (normals towards negative values).
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 
 use rayon::prelude::*;
 
