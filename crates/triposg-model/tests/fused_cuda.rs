@@ -28,6 +28,10 @@ fn on(dev: &Device, t: &Tensor, dtype: DType) -> Tensor {
 }
 
 fn check(what: &str, ours: &Tensor, truth: &Tensor) {
+    check_within(what, ours, truth, F16_TOL);
+}
+
+fn check_within(what: &str, ours: &Tensor, truth: &Tensor, tolerance: f32) {
     let ours = ours
         .to_dtype(DType::F32)
         .unwrap()
@@ -41,8 +45,8 @@ fn check(what: &str, ours: &Tensor, truth: &Tensor) {
     let err = rel_l2(&ours, &truth);
     eprintln!("{what}: relative L2 error {err:e}");
     assert!(
-        err < F16_TOL,
-        "{what}: relative L2 error {err:e} >= {F16_TOL:e}"
+        err < tolerance,
+        "{what}: relative L2 error {err:e} >= {tolerance:e}"
     );
 }
 
@@ -243,16 +247,11 @@ fn fused_layer_norm_matches_a_two_pass_reference() {
             );
         }
         let truth = Tensor::from_vec(truth, (rows, width), &Device::Cpu).unwrap();
-        let ours = ours
-            .to_dtype(DType::F32)
-            .unwrap()
-            .to_device(&Device::Cpu)
-            .unwrap();
-        let err = rel_l2(&ours, &truth);
-        eprintln!("layer norm, width {width}: relative L2 error {err:e}");
-        assert!(
-            err < tolerance,
-            "layer norm, width {width}: {err:e} >= {tolerance:e}"
+        check_within(
+            &format!("layer norm, width {width}"),
+            &ours,
+            &truth,
+            tolerance,
         );
     }
 }
