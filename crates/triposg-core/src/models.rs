@@ -14,10 +14,9 @@ use triposg_model::scheduler::SchedulerConfig;
 use triposg_model::vae::TripoSGVae;
 
 /// Where the models wait while another stage runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
     /// All three on the device: fastest; the device holds every model's weights at once.
-    #[default]
     Device,
     /// In host memory; each stage copies its model onto the device and frees it after, so the
     /// device holds one model at a time (the transformer, the largest) at the cost of the copies.
@@ -62,7 +61,6 @@ pub struct Models {
     pub scheduler: SchedulerConfig,
     pub device: Device,
     pub dtype: DType,
-    pub placement: Placement,
 }
 
 impl Models {
@@ -96,7 +94,6 @@ impl Models {
             vae: keep.model(Component::Vae, move |vb| Ok(TripoSGVae::new(&vae, vb)?))?,
             device: device.clone(),
             dtype,
-            placement,
         })
     }
 

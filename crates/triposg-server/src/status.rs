@@ -125,6 +125,8 @@ pub struct Info {
     pub problems: Vec<String>,
     pub devices: Vec<DeviceInfo>,
     pub residency: String,
+    /// Models wait in host memory and each is copied to the device for its stage (`--offload`).
+    pub offload: bool,
     pub queue_depth: usize,
     pub queue_limit: usize,
     pub shared_history: bool,
@@ -157,6 +159,7 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Json<Info> {
             })
             .collect(),
         residency: state.config.residency.to_string(),
+        offload: state.config.placement == triposg_core::Placement::Offload,
         queue_depth: state.hub.depth(),
         queue_limit: state.hub.limit(),
         shared_history: state.config.shared_history,

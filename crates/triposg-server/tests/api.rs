@@ -349,6 +349,7 @@ async fn health_readiness_info_docs_and_the_page() {
     let (_, info) = me.json("/api/info").await;
     assert_eq!(info["devices"][0]["name"], "cpu");
     assert_eq!(info["residency"], "keep");
+    assert_eq!(info["offload"], false);
     // A CPU has no GPU memory to report: none here, and no such series in the metrics.
     assert!(info["devices"][0]["memory"].is_null(), "{info}");
     let metrics = me.metrics().await;
