@@ -90,9 +90,31 @@ fn unsigned_distance(mesh: &Mesh, g: &GridGeometry, band: f64, stop: Stop) -> Ve
             let last = (((hi - o) / h).floor().max(0.0) as usize).min(g.dims[a] - 1);
             first..=last
         };
+        // Along z, only samples in the sphere of the largest `beyond` (the band) around the
+        // centre and in the band's slab around the plane can pass the tests below: the loop
+        // runs over that span, widened by a sample each way for rounding, not the whole box.
+        let reach = band + radius + slack;
+        let (oz, zs) = (g.origin[2] as f64, range(2));
         for i in range(0) {
             for j in range(1) {
-                for k in range(2) {
+                let q = sample_position(g, [i, j, 0]);
+                let (dx, dy) = (q[0] - centre[0], q[1] - centre[1]);
+                let r2 = reach * reach - dx * dx - dy * dy;
+                if r2 < 0.0 {
+                    continue;
+                }
+                let (mut lo, mut hi) = (centre[2] - r2.sqrt(), centre[2] + r2.sqrt());
+                if len > 0.0 && n[2] != 0.0 {
+                    // n . (p - t0) = a + n_z z, within the band when |.| < band * len.
+                    let a = n[0] * (q[0] - t[0][0]) + n[1] * (q[1] - t[0][1]) - n[2] * t[0][2];
+                    let w = band * len;
+                    let (z1, z2) = ((-w - a) / n[2], (w - a) / n[2]);
+                    lo = lo.max(z1.min(z2));
+                    hi = hi.min(z1.max(z2));
+                }
+                let first = ((((lo - oz) / h).floor() - 1.0).max(*zs.start() as f64)) as usize;
+                let last = ((((hi - oz) / h).ceil() + 1.0).max(0.0) as usize).min(*zs.end());
+                for k in first..=last {
                     let p = sample_position(g, [i, j, k]);
                     let slot = &distance[g.index([i, j, k]) as usize];
                     // The distances to the bounding sphere and to the plane bound the
