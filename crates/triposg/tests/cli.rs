@@ -75,6 +75,14 @@ fn generate_tiny(weights: &Path, out: &Path) -> Command {
 }
 
 /// Every file under `dir`, for "nothing half-written" checks.
+/// A run that must fail having written nothing into `out`; returns its stderr.
+fn refused(run: &std::process::Output, out: &Path) -> String {
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(!run.status.success(), "{stderr}");
+    assert_eq!(files_in(out), Vec::<String>::new(), "{stderr}");
+    stderr
+}
+
 fn files_in(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|entries| {
@@ -193,11 +201,9 @@ fn generate_with_broken_weights_says_what_to_do_and_writes_nothing() {
             .arg(&image)
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert!(!run.status.success(), "{}", weights.display());
+        let stderr = refused(&run, out.path());
         assert!(stderr.contains("check-weights"), "{stderr}");
         assert!(stderr.contains(expect), "{expect}: {stderr}");
-        assert_eq!(files_in(out.path()), Vec::<String>::new(), "{stderr}");
     }
 }
 
@@ -209,13 +215,11 @@ fn generate_past_its_memory_limit_stops_before_loading_and_says_what_to_lower() 
         .arg(fixtures().join("images/qwvfsd_rgba.png"))
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success());
+    let stderr = refused(&run, out.path());
     assert!(
         stderr.contains("--memory-limit is 300.0 MiB") && stderr.contains("lower the octree depth"),
         "{stderr}"
     );
-    assert_eq!(files_in(out.path()), Vec::<String>::new());
 }
 
 #[test]
@@ -229,13 +233,11 @@ fn generate_on_an_unknown_device_lists_the_choices() {
         .arg(fixtures().join("images/qwvfsd_rgba.png"))
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success());
+    let stderr = refused(&run, out.path());
     assert!(
         stderr.contains("cuda:N") && stderr.contains("cpu"),
         "{stderr}"
     );
-    assert_eq!(files_in(out.path()), Vec::<String>::new());
 }
 
 /// Ctrl-C while a shape is being decoded stops the job at its next batch of points: the run

@@ -49,6 +49,15 @@ fn serve_with(weights: &Path, outputs: &Path, env: &[(&str, &str)]) -> (Child, S
     (child, addr)
 }
 
+/// Sends SIGTERM, as `docker stop` and systemd do.
+fn terminate(server: &Child) {
+    let sent = Command::new("kill")
+        .arg(server.id().to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
 fn healthcheck(url: &str) -> std::process::Output {
     triposg()
         .args(["healthcheck", "--url", url])
@@ -80,11 +89,7 @@ fn healthcheck_passes_while_the_server_runs_and_fails_after_it_stops() {
     );
 
     // SIGTERM: a graceful stop, exit code 0, and the port closes.
-    let stopped = Command::new("kill")
-        .arg(server.id().to_string())
-        .status()
-        .unwrap();
-    assert!(stopped.success());
+    terminate(&server);
     let exit = server.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
     let down = healthcheck(&url);
@@ -154,11 +159,7 @@ fn a_stop_during_a_weights_download_exits_within_seconds() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(Command::new("kill")
-        .arg(server.id().to_string())
-        .status()
-        .unwrap()
-        .success());
+    terminate(&server);
     let deadline = Instant::now() + Duration::from_secs(20);
     let exit = loop {
         if let Some(exit) = server.try_wait().unwrap() {
