@@ -23,6 +23,17 @@ pub enum Placement {
     Offload,
 }
 
+impl Placement {
+    /// What the `--offload` flag asks for.
+    pub fn from_offload(offload: bool) -> Self {
+        if offload {
+            Self::Offload
+        } else {
+            Self::Device
+        }
+    }
+}
+
 /// Builds a model from its weights with the config read at load (an offloaded model is rebuilt
 /// for every stage: the checkpoint's files are not read again).
 type Build<T> = Box<dyn Fn(VarBuilder) -> triposg_model::Result<T> + Send + Sync>;

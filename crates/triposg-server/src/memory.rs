@@ -184,6 +184,31 @@ impl Estimate {
     }
 }
 
+/// The decode batch that keeps a job within `limit` (`None`: no limit), or the sentence it
+/// fails with. Weights whose configs cannot be read get the default: loading them then fails
+/// with its own advice.
+pub fn query_batch(
+    limit: Option<u64>,
+    weights: &Path,
+    device: &Device,
+    dtype: DType,
+    placement: Placement,
+    params: &ShapeParams,
+) -> Result<usize, String> {
+    let full = default_batch(device, dtype);
+    let Some(limit) = limit else {
+        return Ok(full);
+    };
+    let Some(estimate) = Estimate::from_weights(weights, device, dtype, placement, params) else {
+        return Ok(full);
+    };
+    let batch = estimate.fit(limit)?;
+    if batch < full {
+        tracing::info!("decoding {batch} points per call to stay within --memory-limit");
+    }
+    Ok(batch)
+}
+
 /// Parameters on the device during a job, from each model's count: all of them, or offloaded
 /// to host memory only the largest at a time; on the CPU (and Metal's shared memory) the host
 /// copy is the device's memory, so offloading saves nothing there.
@@ -199,7 +224,7 @@ fn on_device(sizes: &[u64], placement: Placement, cuda: bool) -> u64 {
 /// point costs ~16 KiB (no scores held), and fewer, larger calls keep the card busy between the
 /// host's synchronisations; elsewhere candle's attention holds 2 x heads x tokens scores per
 /// point (~130 KiB in f32 at the released size).
-pub fn default_batch(device: &Device, dtype: DType) -> usize {
+fn default_batch(device: &Device, dtype: DType) -> usize {
     batch_for(fused(device, dtype))
 }
 

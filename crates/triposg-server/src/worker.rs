@@ -19,8 +19,8 @@ use triposg_mesh::print::{write_outputs, PrintMetadata};
 use triposg_mesh::Mesh;
 
 use crate::hub::{JobEvent, Live};
-use crate::memory::{default_batch, out_of_memory, Estimate};
-use crate::params::{mesh_file_name, print_stem, JobParams};
+use crate::memory::{out_of_memory, query_batch};
+use crate::params::{mesh_file_name, print_stem};
 use crate::print::{PrintParams, PrintSummary};
 use crate::store::{now_ms, Candidate, JobRecord, JobResult, Status};
 use crate::view::{JobView, PREPARED_FILE, REPORT_FILE, UPLOAD_FILE};
@@ -76,7 +76,15 @@ fn execute(
     live: &Live,
 ) -> Result<JobResult, Failure> {
     let params = &job.params;
-    let query_batch = query_batch(state, slot, params)?;
+    let query_batch = query_batch(
+        state.config.memory_limit,
+        &state.config.weights,
+        &slot.device,
+        slot.dtype,
+        state.config.placement,
+        &params.shape(params.seed),
+    )
+    .map_err(Failure::Failed)?;
     let candidates = params.candidates;
     let current = Cell::new(1);
     let stage_seconds = RefCell::new(BTreeMap::<String, f64>::new());
@@ -195,28 +203,6 @@ fn execute(
         candidates: done,
         stage_seconds: stage_seconds.into_inner(),
     })
-}
-
-/// The decode batch that keeps the job within `--memory-limit`, or the sentence it fails with.
-fn query_batch(state: &AppState, slot: &DeviceSlot, params: &JobParams) -> Result<usize, Failure> {
-    let Some(limit) = state.config.memory_limit else {
-        return Ok(default_batch(&slot.device, slot.dtype));
-    };
-    let shape = params.shape(params.seed);
-    let Some(estimate) = Estimate::from_weights(
-        &state.config.weights,
-        &slot.device,
-        slot.dtype,
-        state.config.placement,
-        &shape,
-    ) else {
-        return Ok(default_batch(&slot.device, slot.dtype));
-    };
-    let batch = estimate.fit(limit).map_err(Failure::Failed)?;
-    if batch < default_batch(&slot.device, slot.dtype) {
-        tracing::info!("decoding {batch} points per call to stay within --memory-limit");
-    }
-    Ok(batch)
 }
 
 /// Print preparation of one candidate, written as `seed<N>_print.{stl,3mf,glb,report.json}`.

@@ -18,7 +18,7 @@ use triposg_mesh::print::{self, PrintMetadata, PrintOptions, UpAxis};
 use triposg_mesh::Mesh;
 
 use triposg_server::config::parse_memory_limit;
-use triposg_server::memory::{default_batch, Estimate};
+use triposg_server::memory::query_batch;
 
 use crate::prep::PrintArgs;
 #[derive(Args, Debug)]
@@ -93,14 +93,6 @@ impl GenerateArgs {
             max_faces: self.max_faces,
             num_tokens: self.num_tokens,
             ..Default::default()
-        }
-    }
-
-    fn placement(&self) -> Placement {
-        if self.offload {
-            Placement::Offload
-        } else {
-            Placement::Device
         }
     }
 
@@ -326,31 +318,6 @@ fn print_summary(rows: &[Row]) {
     }
 }
 
-/// The decode batch within --memory-limit, or the error saying what to lower.
-fn query_batch(
-    weights: &Path,
-    device: &Device,
-    dtype: DType,
-    args: &GenerateArgs,
-) -> Result<usize> {
-    let estimate = args.memory_limit.and_then(|limit| {
-        Some((
-            limit,
-            Estimate::from_weights(
-                weights,
-                device,
-                dtype,
-                args.placement(),
-                &args.params(args.seed),
-            )?,
-        ))
-    });
-    match estimate {
-        Some((limit, estimate)) => estimate.fit(limit).map_err(anyhow::Error::msg),
-        None => Ok(default_batch(device, dtype)),
-    }
-}
-
 pub fn run(weights: &Path, device: &Device, dtype: DType, args: &GenerateArgs) -> Result<bool> {
     // Every option is checked before minutes go into loading models.
     let formats = args.raw_formats()?;
@@ -363,15 +330,28 @@ pub fn run(weights: &Path, device: &Device, dtype: DType, args: &GenerateArgs) -
         anyhow::bail!("--formats none with --no-print would write no mesh: drop one of them");
     }
     args.params(args.seed).validate()?;
-    let query_batch = query_batch(weights, device, dtype, args)?;
+    let query_batch = query_batch(
+        args.memory_limit,
+        weights,
+        device,
+        dtype,
+        Placement::from_offload(args.offload),
+        &args.params(args.seed),
+    )
+    .map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating output folder {}", args.out.display()))?;
     eprintln!(
         "loading models from {} on {device:?} ...",
         weights.display()
     );
-    let models = Models::load(weights, device, dtype, args.placement())
-        .context("loading the TripoSG weights (`triposg check-weights` tells what is wrong)")?;
+    let models = Models::load(
+        weights,
+        device,
+        dtype,
+        Placement::from_offload(args.offload),
+    )
+    .context("loading the TripoSG weights (`triposg check-weights` tells what is wrong)")?;
     let rmbg = LazyRmbg::new(weights.join("RMBG-1.4"), device.clone());
     let run = Run {
         args,

@@ -79,11 +79,7 @@ impl ServeArgs {
         c.devices = parse_devices(&self.devices).map_err(anyhow::Error::msg)?;
         c.dtype = self.dtype.clone();
         c.residency = self.residency;
-        c.placement = if self.offload {
-            Placement::Offload
-        } else {
-            Placement::Device
-        };
+        c.placement = Placement::from_offload(self.offload);
         c.queue_limit = self.queue_limit;
         c.auth_token = self.auth_token.clone().filter(|t| !t.is_empty());
         c.shared_history = self.shared_history;
