@@ -12,6 +12,7 @@ mod marching_cubes;
 pub mod mesh;
 pub mod octree;
 pub mod print;
+mod rows;
 pub mod simplify;
 pub mod topology;
 

@@ -149,22 +149,11 @@ impl Mesh {
     fn count_multi_fan_vertices(&self, referenced: &[bool]) -> usize {
         // Each vertex's link edges as compressed rows, in face order: a link has a handful of
         // edges, so searching it beats a hash map over all corners.
-        let mut starts = vec![0u32; self.vertices.len() + 1];
-        for &v in self.faces.iter().flatten() {
-            starts[v as usize + 1] += 1;
-        }
-        for i in 1..starts.len() {
-            starts[i] += starts[i - 1];
-        }
-        let mut fill = starts.clone();
-        let mut links = vec![(0u32, 0u32); self.faces.len() * 3];
-        for f in &self.faces {
-            for i in 0..3 {
-                let v = f[i] as usize;
-                links[fill[v] as usize] = (f[(i + 1) % 3], f[(i + 2) % 3]);
-                fill[v] += 1;
-            }
-        }
+        let (starts, links) = crate::rows::compressed_rows(self.vertices.len(), || {
+            self.faces.iter().flat_map(|f| {
+                (0..3).map(move |i| (f[i] as usize, (f[(i + 1) % 3], f[(i + 2) % 3])))
+            })
+        });
         (0..self.vertices.len())
             .into_par_iter()
             .filter(|&v| referenced[v])

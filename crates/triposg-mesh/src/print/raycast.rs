@@ -53,8 +53,7 @@ impl<'a> RayGrid<'a> {
             starts: Vec::new(),
             items: Vec::new(),
         };
-        // Compressed rows in two passes (count, then place) rather than a list per cell:
-        // a fine grid has millions of cells.
+        // Compressed rows (`crate::rows`): a fine grid has millions of cells.
         let cells_of = |grid: &Self, f: [u32; 3]| {
             let (lo, hi) = face_box(mesh, f);
             let [x, y, z] = grid.cells_covering(lo, hi);
@@ -64,25 +63,13 @@ impl<'a> RayGrid<'a> {
                     .flat_map(move |y| z.clone().map(move |z| [x, y, z]))
             })
         };
-        let mut counts = vec![0u32; dims.iter().product::<usize>() + 1];
-        for &f in &mesh.faces {
-            for c in cells_of(&grid, f) {
-                counts[grid.linear(c) + 1] += 1;
-            }
-        }
-        for i in 1..counts.len() {
-            counts[i] += counts[i - 1];
-        }
-        let mut fill = counts.clone();
-        let mut items = vec![0u32; counts[counts.len() - 1] as usize];
-        for (i, &f) in mesh.faces.iter().enumerate() {
-            for c in cells_of(&grid, f) {
-                let slot = &mut fill[grid.linear(c)];
-                items[*slot as usize] = i as u32;
-                *slot += 1;
-            }
-        }
-        grid.starts = counts;
+        let (starts, items) = crate::rows::compressed_rows(dims.iter().product(), || {
+            mesh.faces.iter().enumerate().flat_map(|(i, &f)| {
+                let grid = &grid;
+                cells_of(grid, f).map(move |c| (grid.linear(c), i as u32))
+            })
+        });
+        grid.starts = starts;
         grid.items = items;
         grid
     }
