@@ -93,9 +93,7 @@ impl DiTBlock {
             // Upstream builds these blocks with `skip_concat_front=True` and
             // `skip_norm_last=True` ("this is an error", its comment says, but the weights
             // were trained that way): [skip, x] -> linear -> norm.
-            (Some((linear, norm)), Some(skip)) => {
-                norm.forward(&linear.forward(&Tensor::cat(&[skip, xs], 2)?)?)?
-            }
+            (Some((linear, norm)), Some(skip)) => norm.forward(&linear.forward_cat(skip, xs)?)?,
             (None, None) => xs.clone(),
             (Some(_), None) => candle_core::bail!("DiT block with a skip layer needs a skip input"),
             (None, Some(_)) => {

@@ -40,9 +40,19 @@ impl Linear {
         }
     }
 
-    /// `residual + self(xs)`: on the CUDA f16 path the bias and the residual are added to the
-    /// GEMM output in one pass.
+    /// Whether one cuBLASLt call computes `self(xs)` (+ `residual`), bias included.
+    #[cfg(feature = "cuda")]
+    fn in_one_gemm(&self, xs: &Tensor, residual: Option<&Tensor>) -> bool {
+        crate::fused::linear_applies(xs, self.weight(), self.bias.as_ref(), residual)
+    }
+
+    /// `residual + self(xs)`: on the CUDA f16 path the bias and the residual are added inside
+    /// the GEMM (or, where cuBLASLt does not apply, in one pass after it).
     pub fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if self.in_one_gemm(xs, Some(residual)) {
+            return crate::fused::lt_linear(xs, self.weight(), self.bias.as_ref(), Some(residual));
+        }
         #[cfg(feature = "cuda")]
         if let Some((ys, bias)) = self.fused_output(xs)? {
             if ys.shape() == residual.shape() && residual.is_contiguous() {
@@ -62,10 +72,26 @@ impl Linear {
         }
         self.forward(xs)?.gelu_erf()
     }
+
+    /// `self(cat([first, second], -1))`; on the CUDA f16 path two GEMMs over the halves of the
+    /// weight, with no concatenated copy.
+    pub fn forward_cat(&self, first: &Tensor, second: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if let Some(bias) = &self.bias {
+            if crate::fused::skip_linear_applies(first, second, self.weight(), bias) {
+                return crate::fused::lt_skip_linear(first, second, self.weight(), bias);
+            }
+        }
+        self.forward(&Tensor::cat(&[first, second], D::Minus1)?)
+    }
 }
 
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if self.in_one_gemm(xs, None) {
+            return crate::fused::lt_linear(xs, self.weight(), self.bias.as_ref(), None);
+        }
         let ys = self.matmul.forward(xs)?;
         match &self.bias {
             #[cfg(feature = "cuda")]

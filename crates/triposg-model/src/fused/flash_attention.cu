@@ -3,7 +3,8 @@
 // on tensor cores (mma.sync m16n8k16, f32 accumulation), an online softmax in registers (running
 // row max and sum, the output rescaled when the max grows), then O += P V with P converted to
 // f16 in place: the accumulator layout of S is the operand layout P needs, so nothing is
-// shuffled. K and V tiles are staged in shared memory with cp.async and read with ldmatrix;
+// shuffled. K and V tiles are staged in shared memory with cp.async (each copy overlapping the
+// other's compute) and read with ldmatrix;
 // rows are padded by 8 halves so the 8 rows an ldmatrix reads fall on different banks.
 //
 // Compiled at run time by NVRTC for compute_80 (the instructions need it); older GPUs (sm_70,
@@ -133,13 +134,16 @@ __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
   float max_lo = NEG_INF, max_hi = NEG_INF;  // running row maxima (base-2 scores)
   float sum_lo = 0.f, sum_hi = 0.f;          // this thread's share of the row sums
 
+  // Copies overlap compute as in FlashAttention-2: V of a tile arrives while its S = Q K^T is
+  // computed, and K of the next tile while this tile's softmax and P V run. One buffer each
+  // for K and V; every iteration commits two copy groups (one may be empty), so the waits
+  // below always count the same.
+  stage_tile<D>(sk, kb, 0, m, kv_row, tid);
+  cp_async_commit();
   for (u32 j0 = 0; j0 < m; j0 += BLOCK_N) {
-    // Stage the K and V tiles, V in its own group so S can be computed while V still arrives.
-    stage_tile<D>(sk, kb, j0, m, kv_row, tid);
-    cp_async_commit();
     stage_tile<D>(sv, vb, j0, m, kv_row, tid);
     cp_async_commit();
-    cp_async_wait<1>();
+    cp_async_wait<1>();  // K of this tile
     __syncthreads();
 
     // S = Q K^T: 8 tiles of 8 keys; ldmatrix reads two key tiles' B fragments at a time.
@@ -158,6 +162,10 @@ __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
         mma16816(s[2 * np + 1], qa[kk], kb4[2], kb4[3]);
       }
     }
+
+    __syncthreads();  // every warp is done with sk: the next tile's K may land there
+    if (j0 + BLOCK_N < m) stage_tile<D>(sk, kb, j0 + BLOCK_N, m, kv_row, tid);
+    cp_async_commit();
 
     // Online softmax. Each row is spread over the 4 threads of a group: reduce with shuffles.
     float tile_lo = NEG_INF, tile_hi = NEG_INF;
@@ -200,7 +208,7 @@ __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
       o[i][3] *= alpha_hi;
     }
 
-    cp_async_wait<0>();
+    cp_async_wait<1>();  // V of this tile (the next K may still be in flight)
     __syncthreads();
 
     // O += P V, 16 keys at a time; P's A fragments are S's accumulators of two key tiles.
@@ -220,8 +228,9 @@ __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
         mma16816(o[2 * dp + 1], pa, vb4[2], vb4[3]);
       }
     }
-    __syncthreads();  // the next tile overwrites sk and sv
+    __syncthreads();  // the next tile's V overwrites sv
   }
+  cp_async_wait<0>();  // nothing may be in flight when the block exits
 
 #pragma unroll
   for (int off = 1; off < 4; off <<= 1) {

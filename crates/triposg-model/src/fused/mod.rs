@@ -1,7 +1,8 @@
 //! The CUDA fast path for f16: attention straight from packed q/k/v projections (no head-split
 //! copies) by a flash-attention kernel on sm_80+ or through cuBLAS with an f32 softmax in one
-//! pass on older cards, in-place bias-add and q/k RMS-norm kernels, and layer norm. candle's generic broadcast and strided-copy kernels were
-//! 40% of a DiT step on the H200; this removes them.
+//! pass on older cards; linear layers as cuBLASLt GEMMs with the bias and residual inside;
+//! in-place bias-GELU and q/k RMS-norm kernels; and layer norm. candle's generic broadcast and
+//! strided-copy kernels were 40% of a DiT step on the H200; this removes them.
 //!
 //! Every entry point here is only called for f16 tensors on a CUDA device; other dtypes and
 //! devices (CPU, Metal) take the plain candle path in `layers`/`attention`, which is also what
@@ -9,12 +10,14 @@
 
 mod attention;
 mod elementwise;
+mod gemm;
 mod layer_norm;
 
 pub use attention::{packed_attention, PackedLayout, MAX_KEYS};
 pub use elementwise::{
     bias_add_inplace, bias_gelu_inplace, bias_residual_inplace, rms_norm_part_inplace,
 };
+pub use gemm::{linear_applies, lt_linear, lt_skip_linear, skip_linear_applies};
 pub use layer_norm::{applies_to as layer_norm_applies, layer_norm};
 
 use std::sync::OnceLock;
