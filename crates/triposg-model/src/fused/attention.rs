@@ -28,9 +28,12 @@ use super::{flash_kernel, has_flash, kernel};
 const SCORE_BUDGET: usize = 128 << 20;
 /// Longest key sequence the one-pass softmax keeps in shared memory (48 KiB of f32).
 pub const MAX_KEYS: usize = 12_288;
-/// Query rows per block and threads per block of the flash kernel (`BLOCK_M`, `WARPS * 32`).
-const FLASH_ROWS: usize = 64;
-const FLASH_THREADS: u32 = 128;
+/// Query rows per warp of the flash kernel (`ROWS_PER_WARP`).
+const FLASH_ROWS_PER_WARP: usize = 32;
+/// From this many query rows on, the flash kernel runs 4 warps per block (128 rows sharing each
+/// K/V tile); below, 2 warps (64 rows), so that the DiT's 2049 tokens make blocks enough to
+/// fill every SM in whole waves.
+const FLASH_WIDE_FROM: usize = 8192;
 
 /// Where q, k and v sit inside the packed projection outputs.
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +123,8 @@ impl CustomOp2 for PackedAttention {
         if d.is_multiple_of(16) && d <= 128 && has_flash(&dev)? {
             // SAFETY: every element is written by the kernel.
             let out = unsafe { dev.alloc::<f16>(b * n * h * d)? };
-            let kernel = flash_kernel(&dev, &format!("flash_attention_f16_d{d}"))?;
+            let warps = if n >= FLASH_WIDE_FROM { 4 } else { 2 };
+            let kernel = flash_kernel(&dev, &format!("flash_attention_f16_d{d}_w{warps}"))?;
             let dims = [
                 n,
                 m,
@@ -150,8 +154,12 @@ impl CustomOp2 for PackedAttention {
                 .arg(&v_off)
                 .arg(&scale_log2);
             let cfg = LaunchConfig {
-                grid_dim: (n.div_ceil(FLASH_ROWS) as u32, h as u32, b as u32),
-                block_dim: (FLASH_THREADS, 1, 1),
+                grid_dim: (
+                    n.div_ceil(FLASH_ROWS_PER_WARP * warps) as u32,
+                    h as u32,
+                    b as u32,
+                ),
+                block_dim: (32 * warps as u32, 1, 1),
                 shared_mem_bytes: 0,
             };
             // SAFETY: the kernel reads q ([b, n, q_row]) and kv ([b, m, kv_row]) at the packed

@@ -1,11 +1,15 @@
 // Flash attention (the FlashAttention-2 scheme) for the f16 path on sm_80 and newer: scores
-// never leave registers. Each warp owns 16 query rows and walks the keys 64 at a time: S = Q K^T
-// on tensor cores (mma.sync m16n8k16, f32 accumulation), an online softmax in registers (running
-// row max and sum, the output rescaled when the max grows), then O += P V with P converted to
-// f16 in place: the accumulator layout of S is the operand layout P needs, so nothing is
-// shuffled. K and V tiles are staged in shared memory with cp.async (each copy overlapping the
-// other's compute) and read with ldmatrix;
-// rows are padded by 8 halves so the 8 rows an ldmatrix reads fall on different banks.
+// never leave registers. Each warp owns 32 query rows (two m16 tiles, so every K and V fragment
+// read from shared memory feeds two MMAs) and walks the keys 32 at a time: S = Q K^T on tensor
+// cores (mma.sync m16n8k16, f32 accumulation), an online softmax in registers (running row max
+// and sum, the output rescaled when the max grows), then O += P V with P converted to f16 in
+// place: the accumulator layout of S is the operand layout P needs, so nothing is shuffled.
+// Q, K and V tiles are staged in shared memory with cp.async (V of a tile arriving while its S
+// is computed, K of the next while this one's softmax and P V run) and read with ldmatrix.
+// Tiles are stored with their 16-byte chunks XOR-swizzled by row, so the 8 rows an ldmatrix
+// reads fall on different banks without padding: with 4 warps and head dim 128, Q, K and V
+// fill exactly the 48 KiB of static shared memory, and two blocks fit on an SM of a consumer
+// card (100 KiB) as on a data-centre one.
 //
 // Compiled at run time by NVRTC for compute_80 (the instructions need it); older GPUs (sm_70,
 // Titan V) keep the cuBLAS + softmax path. Raw 16-bit words and PTX only: NVRTC on a user's
@@ -20,10 +24,8 @@ typedef unsigned long long u64;
 
 #define NEG_INF __int_as_float(0xff800000)
 
-constexpr int WARPS = 4;
-constexpr int BLOCK_M = 16 * WARPS;  // query rows per block
-constexpr int BLOCK_N = 64;          // keys per tile
-constexpr int PAD = 8;               // halves of padding per shared-memory row
+constexpr int ROWS_PER_WARP = 32;  // query rows per warp: two m16 MMA tiles
+constexpr int BLOCK_N = 32;        // keys per tile
 
 __device__ __forceinline__ u32 smem_addr(const void *p) {
   u32 a;
@@ -77,23 +79,31 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
-// Copies keys j0 .. j0 + BLOCK_N of one part (k or v, rows `row` halves apart from `src`) into a
-// shared-memory tile, asynchronously; keys past m read as zeros.
+// The 16-byte chunk `chunk` of row `r` of a tile sits at chunk `chunk ^ (r mod 8)` of that row
+// (mod the chunks per row, for head dims under 64), so ldmatrix's 8 rows hit 8 bank groups.
 template <int D>
-__device__ __forceinline__ void stage_tile(half_t (*tile)[D + PAD], const half_t *src, u32 j0,
-                                           u32 m, u32 row, int tid) {
-  constexpr int CHUNKS = BLOCK_N * D / 8;  // 16-byte pieces
-  for (int c = tid; c < CHUNKS; c += WARPS * 32) {
+__device__ __forceinline__ u32 tile_addr(const half_t *tile, int r, int col) {
+  constexpr int CH = D / 8 < 8 ? D / 8 : 8;
+  return smem_addr(tile + r * D + ((col / 8) ^ (r & (CH - 1))) * 8);
+}
+
+// Copies rows r0 .. r0 + ROWS of one part (q, k or v, rows `row` halves apart from `src`) into a
+// swizzled shared-memory tile, asynchronously; rows past `limit` read as zeros.
+template <int D, int ROWS, int THREADS>
+__device__ __forceinline__ void stage_tile(half_t *tile, const half_t *src, u32 r0, u32 limit,
+                                           u32 row, int tid) {
+  constexpr int CHUNKS = ROWS * D / 8;  // 16-byte pieces
+  for (int c = tid; c < CHUNKS; c += THREADS) {
     const int r = c / (D / 8), col = (c % (D / 8)) * 8;
-    const u32 key = j0 + r;
-    const u64 at = (u64)(key < m ? key : 0) * row + col;
-    cp_async16(smem_addr(&tile[r][col]), src + at, key < m ? 16 : 0);
+    const u32 at_row = r0 + r;
+    const u64 at = (u64)(at_row < limit ? at_row : 0) * row + col;
+    cp_async16(tile_addr<D>(tile, r, col), src + at, at_row < limit ? 16 : 0);
   }
 }
 
-// Grid (ceil(n / BLOCK_M), heads, batch), WARPS * 32 threads. `scale_log2` is the softmax
+// Grid (ceil(n / (32 * WARPS)), heads, batch), WARPS * 32 threads. `scale_log2` is the softmax
 // scale times log2(e): scores are kept in base 2 so one ex2 per score does the exponential.
-template <int D>
+template <int D, int WARPS>
 __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
                                                 const half_t *__restrict__ kv,
                                                 half_t *__restrict__ out, u32 n, u32 m,
@@ -101,111 +111,119 @@ __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
                                                 u32 kv_head, u32 k_off, u32 v_off,
                                                 float scale_log2) {
   static_assert(D % 16 == 0 && D <= 128, "head dim must be a multiple of 16, at most 128");
-  __shared__ __align__(16) half_t sk[BLOCK_N][D + PAD];
-  __shared__ __align__(16) half_t sv[BLOCK_N][D + PAD];
+  constexpr int THREADS = WARPS * 32, BLOCK_M = ROWS_PER_WARP * WARPS, MT = ROWS_PER_WARP / 16;
+  __shared__ __align__(128) half_t sq[BLOCK_M * D];
+  __shared__ __align__(128) half_t sk[BLOCK_N * D];
+  __shared__ __align__(128) half_t sv[BLOCK_N * D];
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane >> 2, t = lane & 3;  // mma fragment row group and column pair
   const u32 heads = gridDim.y, h = blockIdx.y, b = blockIdx.z;
-  const u32 row0 = blockIdx.x * BLOCK_M + warp * 16;
+  const u32 q0 = blockIdx.x * BLOCK_M;
+  const int wrow = warp * ROWS_PER_WARP;  // this warp's first row within the block
   const half_t *qb = q + (u64)b * n * q_row + h * q_head + q_off;
   const half_t *kb = kv + (u64)b * m * kv_row + h * kv_head + k_off;
   const half_t *vb = kv + (u64)b * m * kv_row + h * kv_head + v_off;
 
-  // This warp's 16 query rows as mma A fragments, straight from global memory (read once).
-  u32 qa[D / 16][4];
-  {
-    const u32 r_lo = row0 + g, r_hi = row0 + g + 8;
-    const u32 *lo = reinterpret_cast<const u32 *>(qb + (u64)r_lo * q_row);
-    const u32 *hi = reinterpret_cast<const u32 *>(qb + (u64)r_hi * q_row);
+  // Every iteration commits two copy groups (one may be empty), so the waits always count the
+  // same: V of this tile, then K of the next. Q arrives with the first K.
+  stage_tile<D, BLOCK_M, THREADS>(sq, qb, q0, n, q_row, tid);
+  stage_tile<D, BLOCK_N, THREADS>(sk, kb, 0, m, kv_row, tid);
+  cp_async_commit();
+
+  float o[MT][D / 8][4];
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const int c = kk * 8 + t;  // in f16x2 words
-      qa[kk][0] = r_lo < n ? lo[c] : 0u;
-      qa[kk][1] = r_hi < n ? hi[c] : 0u;
-      qa[kk][2] = r_lo < n ? lo[c + 4] : 0u;
-      qa[kk][3] = r_hi < n ? hi[c + 4] : 0u;
-    }
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.f;
+  // Running row maxima (base-2 scores) and this thread's share of the row sums, for rows g
+  // ([0]) and g + 8 ([1]) of each m16 tile.
+  float row_max[MT][2], row_sum[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+    row_max[mt][0] = row_max[mt][1] = NEG_INF;
+    row_sum[mt][0] = row_sum[mt][1] = 0.f;
   }
 
-  float o[D / 8][4];
-#pragma unroll
-  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-  float max_lo = NEG_INF, max_hi = NEG_INF;  // running row maxima (base-2 scores)
-  float sum_lo = 0.f, sum_hi = 0.f;          // this thread's share of the row sums
-
-  // Copies overlap compute as in FlashAttention-2: V of a tile arrives while its S = Q K^T is
-  // computed, and K of the next tile while this tile's softmax and P V run. One buffer each
-  // for K and V; every iteration commits two copy groups (one may be empty), so the waits
-  // below always count the same.
-  stage_tile<D>(sk, kb, 0, m, kv_row, tid);
-  cp_async_commit();
   for (u32 j0 = 0; j0 < m; j0 += BLOCK_N) {
-    stage_tile<D>(sv, vb, j0, m, kv_row, tid);
+    stage_tile<D, BLOCK_N, THREADS>(sv, vb, j0, m, kv_row, tid);
     cp_async_commit();
-    cp_async_wait<1>();  // K of this tile
+    cp_async_wait<1>();  // K of this tile (and Q)
     __syncthreads();
 
-    // S = Q K^T: 8 tiles of 8 keys; ldmatrix reads two key tiles' B fragments at a time.
-    float s[BLOCK_N / 8][4];
+    // S = Q K^T: per 16 columns of the head, each warp's two Q fragments against 2 x 2 key
+    // tiles of 8 (ldmatrix reads two key tiles' B fragments at a time).
+    float s[MT][BLOCK_N / 8][4];
 #pragma unroll
-    for (int i = 0; i < BLOCK_N / 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int i = 0; i < BLOCK_N / 8; ++i) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
+      u32 qa[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+        ldmatrix_x4(qa[mt], tile_addr<D>(sq, wrow + mt * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8));
 #pragma unroll
       for (int np = 0; np < BLOCK_N / 16; ++np) {
         u32 kb4[4];
         const int key = np * 16 + (lane & 7) + (lane >> 4) * 8;
         const int col = kk * 16 + ((lane >> 3) & 1) * 8;
-        ldmatrix_x4(kb4, smem_addr(&sk[key][col]));
-        mma16816(s[2 * np], qa[kk], kb4[0], kb4[1]);
-        mma16816(s[2 * np + 1], qa[kk], kb4[2], kb4[3]);
+        ldmatrix_x4(kb4, tile_addr<D>(sk, key, col));
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma16816(s[mt][2 * np], qa[mt], kb4[0], kb4[1]);
+          mma16816(s[mt][2 * np + 1], qa[mt], kb4[2], kb4[3]);
+        }
       }
     }
-
     __syncthreads();  // every warp is done with sk: the next tile's K may land there
-    if (j0 + BLOCK_N < m) stage_tile<D>(sk, kb, j0 + BLOCK_N, m, kv_row, tid);
+    if (j0 + BLOCK_N < m) stage_tile<D, BLOCK_N, THREADS>(sk, kb, j0 + BLOCK_N, m, kv_row, tid);
     cp_async_commit();
 
     // Online softmax. Each row is spread over the 4 threads of a group: reduce with shuffles.
-    float tile_lo = NEG_INF, tile_hi = NEG_INF;
 #pragma unroll
-    for (int nt = 0; nt < BLOCK_N / 8; ++nt) {
+    for (int mt = 0; mt < MT; ++mt) {
+      float tile_lo = NEG_INF, tile_hi = NEG_INF;
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const u32 key = j0 + nt * 8 + 2 * t + (e & 1);
-        s[nt][e] = key < m ? s[nt][e] * scale_log2 : NEG_INF;
+      for (int nt = 0; nt < BLOCK_N / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const u32 key = j0 + nt * 8 + 2 * t + (e & 1);
+          s[mt][nt][e] = key < m ? s[mt][nt][e] * scale_log2 : NEG_INF;
+        }
+        tile_lo = fmaxf(tile_lo, fmaxf(s[mt][nt][0], s[mt][nt][1]));
+        tile_hi = fmaxf(tile_hi, fmaxf(s[mt][nt][2], s[mt][nt][3]));
       }
-      tile_lo = fmaxf(tile_lo, fmaxf(s[nt][0], s[nt][1]));
-      tile_hi = fmaxf(tile_hi, fmaxf(s[nt][2], s[nt][3]));
-    }
 #pragma unroll
-    for (int off = 1; off < 4; off <<= 1) {
-      tile_lo = fmaxf(tile_lo, __shfl_xor_sync(0xffffffff, tile_lo, off));
-      tile_hi = fmaxf(tile_hi, __shfl_xor_sync(0xffffffff, tile_hi, off));
-    }
-    // Every tile holds at least one real key, so the new maxima are finite.
-    const float new_lo = fmaxf(max_lo, tile_lo), new_hi = fmaxf(max_hi, tile_hi);
-    const float alpha_lo = exp2_approx(max_lo - new_lo), alpha_hi = exp2_approx(max_hi - new_hi);
-    max_lo = new_lo;
-    max_hi = new_hi;
-    sum_lo *= alpha_lo;
-    sum_hi *= alpha_hi;
+      for (int off = 1; off < 4; off <<= 1) {
+        tile_lo = fmaxf(tile_lo, __shfl_xor_sync(0xffffffff, tile_lo, off));
+        tile_hi = fmaxf(tile_hi, __shfl_xor_sync(0xffffffff, tile_hi, off));
+      }
+      // Every tile holds at least one real key, so the new maxima are finite.
+      const float new_lo = fmaxf(row_max[mt][0], tile_lo), new_hi = fmaxf(row_max[mt][1], tile_hi);
+      const float alpha_lo = exp2_approx(row_max[mt][0] - new_lo);
+      const float alpha_hi = exp2_approx(row_max[mt][1] - new_hi);
+      row_max[mt][0] = new_lo;
+      row_max[mt][1] = new_hi;
+      row_sum[mt][0] *= alpha_lo;
+      row_sum[mt][1] *= alpha_hi;
 #pragma unroll
-    for (int nt = 0; nt < BLOCK_N / 8; ++nt) {
-      s[nt][0] = exp2_approx(s[nt][0] - new_lo);
-      s[nt][1] = exp2_approx(s[nt][1] - new_lo);
-      s[nt][2] = exp2_approx(s[nt][2] - new_hi);
-      s[nt][3] = exp2_approx(s[nt][3] - new_hi);
-      sum_lo += s[nt][0] + s[nt][1];
-      sum_hi += s[nt][2] + s[nt][3];
-    }
+      for (int nt = 0; nt < BLOCK_N / 8; ++nt) {
+        s[mt][nt][0] = exp2_approx(s[mt][nt][0] - new_lo);
+        s[mt][nt][1] = exp2_approx(s[mt][nt][1] - new_lo);
+        s[mt][nt][2] = exp2_approx(s[mt][nt][2] - new_hi);
+        s[mt][nt][3] = exp2_approx(s[mt][nt][3] - new_hi);
+        row_sum[mt][0] += s[mt][nt][0] + s[mt][nt][1];
+        row_sum[mt][1] += s[mt][nt][2] + s[mt][nt][3];
+      }
 #pragma unroll
-    for (int i = 0; i < D / 8; ++i) {
-      o[i][0] *= alpha_lo;
-      o[i][1] *= alpha_lo;
-      o[i][2] *= alpha_hi;
-      o[i][3] *= alpha_hi;
+      for (int i = 0; i < D / 8; ++i) {
+        o[mt][i][0] *= alpha_lo;
+        o[mt][i][1] *= alpha_lo;
+        o[mt][i][2] *= alpha_hi;
+        o[mt][i][3] *= alpha_hi;
+      }
     }
 
     cp_async_wait<1>();  // V of this tile (the next K may still be in flight)
@@ -214,18 +232,25 @@ __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
     // O += P V, 16 keys at a time; P's A fragments are S's accumulators of two key tiles.
 #pragma unroll
     for (int kk = 0; kk < BLOCK_N / 16; ++kk) {
-      const u32 pa[4] = {pack_f16x2(s[2 * kk][0], s[2 * kk][1]),
-                         pack_f16x2(s[2 * kk][2], s[2 * kk][3]),
-                         pack_f16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                         pack_f16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      u32 pa[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        pa[mt][0] = pack_f16x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        pa[mt][1] = pack_f16x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        pa[mt][2] = pack_f16x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        pa[mt][3] = pack_f16x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
         u32 vb4[4];
         const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
         const int col = dp * 16 + (lane >> 4) * 8;
-        ldmatrix_x4_trans(vb4, smem_addr(&sv[key][col]));
-        mma16816(o[2 * dp], pa, vb4[0], vb4[1]);
-        mma16816(o[2 * dp + 1], pa, vb4[2], vb4[3]);
+        ldmatrix_x4_trans(vb4, tile_addr<D>(sv, key, col));
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma16816(o[mt][2 * dp], pa[mt], vb4[0], vb4[1]);
+          mma16816(o[mt][2 * dp + 1], pa[mt], vb4[2], vb4[3]);
+        }
       }
     }
     __syncthreads();  // the next tile's V overwrites sv
@@ -233,30 +258,39 @@ __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
   cp_async_wait<0>();  // nothing may be in flight when the block exits
 
 #pragma unroll
-  for (int off = 1; off < 4; off <<= 1) {
-    sum_lo += __shfl_xor_sync(0xffffffff, sum_lo, off);
-    sum_hi += __shfl_xor_sync(0xffffffff, sum_hi, off);
-  }
-  const float inv_lo = 1.f / sum_lo, inv_hi = 1.f / sum_hi;
-  const u32 r_lo = row0 + g, r_hi = row0 + g + 8;
-  u32 *out_lo = reinterpret_cast<u32 *>(out + ((u64)b * n + r_lo) * heads * D + h * D);
-  u32 *out_hi = reinterpret_cast<u32 *>(out + ((u64)b * n + r_hi) * heads * D + h * D);
+  for (int mt = 0; mt < MT; ++mt) {
+    float sum_lo = row_sum[mt][0], sum_hi = row_sum[mt][1];
 #pragma unroll
-  for (int i = 0; i < D / 8; ++i) {
-    if (r_lo < n) out_lo[i * 4 + t] = pack_f16x2(o[i][0] * inv_lo, o[i][1] * inv_lo);
-    if (r_hi < n) out_hi[i * 4 + t] = pack_f16x2(o[i][2] * inv_hi, o[i][3] * inv_hi);
+    for (int off = 1; off < 4; off <<= 1) {
+      sum_lo += __shfl_xor_sync(0xffffffff, sum_lo, off);
+      sum_hi += __shfl_xor_sync(0xffffffff, sum_hi, off);
+    }
+    const float inv_lo = 1.f / sum_lo, inv_hi = 1.f / sum_hi;
+    const u32 r_lo = q0 + wrow + mt * 16 + g, r_hi = r_lo + 8;
+    u32 *out_lo = reinterpret_cast<u32 *>(out + ((u64)b * n + r_lo) * heads * D + h * D);
+    u32 *out_hi = reinterpret_cast<u32 *>(out + ((u64)b * n + r_hi) * heads * D + h * D);
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) {
+      if (r_lo < n) out_lo[i * 4 + t] = pack_f16x2(o[mt][i][0] * inv_lo, o[mt][i][1] * inv_lo);
+      if (r_hi < n) out_hi[i * 4 + t] = pack_f16x2(o[mt][i][2] * inv_hi, o[mt][i][3] * inv_hi);
+    }
   }
 }
 
-#define FLASH_ATTENTION(D)                                                                     \
-  extern "C" __global__ void __launch_bounds__(WARPS * 32) flash_attention_f16_d##D(         \
+// `flash_attention_f16_d<D>_w<WARPS>`: 32 * WARPS query rows per block.
+#define FLASH_ATTENTION(D, WARPS)                                                              \
+  extern "C" __global__ void __launch_bounds__(WARPS * 32) flash_attention_f16_d##D##_w##WARPS( \
       const half_t *q, const half_t *kv, half_t *out, u32 n, u32 m, u32 q_row, u32 q_head,     \
       u32 q_off, u32 kv_row, u32 kv_head, u32 k_off, u32 v_off, float scale_log2) {           \
-    flash_attention<D>(q, kv, out, n, m, q_row, q_head, q_off, kv_row, kv_head, k_off, v_off, \
-                       scale_log2);                                                            \
+    flash_attention<D, WARPS>(q, kv, out, n, m, q_row, q_head, q_off, kv_row, kv_head, k_off,  \
+                              v_off, scale_log2);                                             \
   }
 
-FLASH_ATTENTION(16)
-FLASH_ATTENTION(32)
-FLASH_ATTENTION(64)
-FLASH_ATTENTION(128)
+FLASH_ATTENTION(16, 2)
+FLASH_ATTENTION(32, 2)
+FLASH_ATTENTION(64, 2)
+FLASH_ATTENTION(128, 2)
+FLASH_ATTENTION(16, 4)
+FLASH_ATTENTION(32, 4)
+FLASH_ATTENTION(64, 4)
+FLASH_ATTENTION(128, 4)
