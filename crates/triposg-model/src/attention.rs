@@ -126,6 +126,29 @@ impl Attention {
             .forward_residual(&self.attend(xs, context)?, residual)
     }
 
+    /// `residual + self.forward(xs, zeros)` for a context of all-zero tokens, without running
+    /// the layer, or `None` where that shortcut does not hold. With no bias on the key/value
+    /// projections and no norm of the context, every key and value is zero (the q/k RMS norm
+    /// keeps zeros), so attention returns zeros whatever the queries, and the layer adds only
+    /// its output bias: exactly, in any precision.
+    pub fn zero_context_residual(&self, residual: &Tensor) -> Result<Option<Tensor>> {
+        match &self.projections {
+            Projections::CrossAttention { kv, .. }
+                if kv.bias().is_none() && self.norm_cross.is_none() => {}
+            _ => return Ok(None),
+        }
+        let Some(bias) = self.to_out.bias() else {
+            return Ok(Some(residual.clone()));
+        };
+        #[cfg(feature = "cuda")]
+        if crate::fused::applies(residual) && bias.elem_count().is_multiple_of(2) {
+            let out = residual.copy()?;
+            crate::fused::bias_add_inplace(&out, bias)?;
+            return Ok(Some(out));
+        }
+        residual.broadcast_add(bias).map(Some)
+    }
+
     /// Attention before the output projection: `[batch, tokens, heads * head_dim]`.
     fn attend(&self, xs: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
         #[cfg(feature = "cuda")]

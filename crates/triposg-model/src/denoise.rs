@@ -7,6 +7,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::dit::TripoSGDiT;
+use crate::dit_block::Context;
 use crate::scheduler::Schedule;
 
 /// Reported after every step, before the next one starts.
@@ -43,8 +44,8 @@ pub fn initial_noise(
 
 /// Runs the sampling loop from `latents` (the initial noise) and returns the final latents.
 ///
-/// `cond` holds the image tokens `[batch, ctx_tokens, ctx_dim]`; the unconditional branch is all
-/// zeros as upstream. With `guidance > 1` both branches run as one batch of two and combine as
+/// `cond` holds the image tokens `[batch, ctx_tokens, ctx_dim]`; the unconditional branch's are
+/// all zeros as upstream's (the DiT then skips what zeros make constant). With `guidance > 1` both branches run as one batch of two and combine as
 /// `u + g * (c - u)`; otherwise only the conditional pass runs. `on_step` may stop the loop
 /// between steps by returning `ControlFlow::Break(())`; it sees the latents reached so far, as
 /// upstream's `callback_on_step_end` does.
@@ -58,24 +59,24 @@ pub fn denoise(
 ) -> std::result::Result<Tensor, DenoiseError> {
     let dtype = latents.dtype();
     let cfg = guidance > 1.0;
-    let context = if cfg {
-        Tensor::cat(&[&cond.zeros_like()?, cond], 0)?
-    } else {
-        cond.clone()
-    };
-    let context = context.to_dtype(dtype)?;
+    let cond = cond.to_dtype(dtype)?;
     let batch = latents.dim(0)?;
+    // The unconditional half of a guided batch attends to zeros, as upstream's.
+    let context = Context {
+        tokens: &cond,
+        zero_rows: if cfg { batch } else { 0 },
+    };
     let total = schedule.timesteps.len();
     let mut latents = latents;
     for (i, &t) in schedule.timesteps.iter().enumerate() {
         let velocity = if cfg {
             let input = Tensor::cat(&[&latents, &latents], 0)?;
-            let out = dit.forward(&input, &vec![t; 2 * batch], &context)?;
+            let out = dit.forward(&input, &vec![t; 2 * batch], context)?;
             let uncond = out.narrow(0, 0, batch)?;
             let cond = out.narrow(0, batch, batch)?;
             (&uncond + ((cond - &uncond)? * guidance as f64)?)?
         } else {
-            dit.forward(&latents, &vec![t; batch], &context)?
+            dit.forward(&latents, &vec![t; batch], context)?
         };
         // Upstream's scheduler upcasts the sample to f32 for the update, then casts back.
         let dt = (schedule.sigmas[i] - schedule.sigmas[i + 1]) as f64;

@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 use crate::layers::Linear;
 use serde::Deserialize;
 
-use crate::dit_block::{DiTBlock, DiTBlockConfig};
+use crate::dit_block::{Context, DiTBlock, DiTBlockConfig};
 use crate::layers::Fp32LayerNorm;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,8 +101,9 @@ impl TripoSGDiT {
     }
 
     /// Velocity prediction for `latents` `[batch, tokens, in_channels]` at one timestep per
-    /// batch row (0..1000 scale), conditioned on `context` `[batch, ctx_tokens, ctx_dim]`.
-    pub fn forward(&self, latents: &Tensor, timesteps: &[f32], context: &Tensor) -> Result<Tensor> {
+    /// batch row (0..1000 scale), conditioned on image tokens `[ctx_tokens, ctx_dim]` per
+    /// batch row (`context` says which rows' are zeros).
+    pub fn forward(&self, latents: &Tensor, timesteps: &[f32], context: Context) -> Result<Tensor> {
         let (b, n, _) = latents.dims3()?;
         if timesteps.len() != b {
             candle_core::bail!("{} timesteps for a batch of {b}", timesteps.len());

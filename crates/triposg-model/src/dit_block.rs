@@ -10,6 +10,54 @@ use crate::layers::Linear;
 use crate::attention::{Attention, AttentionConfig};
 use crate::layers::{FeedForward, Fp32LayerNorm};
 
+/// What a block's cross-attention attends to: `tokens` for the batch items after the first
+/// `zero_rows`; those first items attend to all-zero tokens (the unconditional branch of
+/// classifier-free guidance, whose image tokens upstream sets to zeros).
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub tokens: &'a Tensor,
+    pub zero_rows: usize,
+}
+
+impl<'a> Context<'a> {
+    /// Every batch item attends to its own row of `tokens`.
+    pub fn new(tokens: &'a Tensor) -> Self {
+        Self {
+            tokens,
+            zero_rows: 0,
+        }
+    }
+}
+
+/// `xs + attn(norm(xs), context)`. Items attending to zeros skip the layer where zeros give
+/// just its output bias (`Attention::zero_context_residual`); elsewhere they attend to zeros.
+fn cross_attention(
+    norm: &Fp32LayerNorm,
+    attn: &Attention,
+    xs: &Tensor,
+    context: Context,
+) -> Result<Tensor> {
+    let attend =
+        |xs: &Tensor, tokens: &Tensor| attn.forward_residual(&norm.forward(xs)?, Some(tokens), xs);
+    let zero_rows = context.zero_rows;
+    if zero_rows == 0 {
+        return attend(xs, context.tokens);
+    }
+    let rest = xs.narrow(0, zero_rows, xs.dim(0)? - zero_rows)?;
+    match attn.zero_context_residual(&xs.narrow(0, 0, zero_rows)?)? {
+        Some(unconditional) => Tensor::cat(&[unconditional, attend(&rest, context.tokens)?], 0),
+        None => {
+            let (_, tokens, dim) = context.tokens.dims3()?;
+            let zeros = Tensor::zeros(
+                (zero_rows, tokens, dim),
+                context.tokens.dtype(),
+                context.tokens.device(),
+            )?;
+            attend(xs, &Tensor::cat(&[&zeros, context.tokens], 0)?)
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DiTBlockConfig {
     pub dim: usize,
@@ -86,7 +134,7 @@ impl DiTBlock {
     pub fn forward(
         &self,
         xs: &Tensor,
-        context: Option<&Tensor>,
+        context: Option<Context>,
         skip: Option<&Tensor>,
     ) -> Result<Tensor> {
         let mut xs = match (&self.skip, skip) {
@@ -106,7 +154,7 @@ impl DiTBlock {
         if let Some((norm, attn)) = &self.cross_attn {
             let context = context
                 .ok_or_else(|| candle_core::Error::Msg("cross-attention needs a context".into()))?;
-            xs = attn.forward_residual(&norm.forward(&xs)?, Some(context), &xs)?;
+            xs = cross_attention(norm, attn, &xs, context)?;
         }
         self.ff.forward_residual(&self.norm3.forward(&xs)?, &xs)
     }

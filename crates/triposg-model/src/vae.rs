@@ -8,7 +8,7 @@ use candle_nn::VarBuilder;
 use crate::layers::Linear;
 use serde::Deserialize;
 
-use crate::dit_block::{DiTBlock, DiTBlockConfig};
+use crate::dit_block::{Context, DiTBlock, DiTBlockConfig};
 use crate::layers::Fp32LayerNorm;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -154,7 +154,9 @@ impl TripoSGVae {
             frequency_embedding(points, self.cfg.embed_frequency, self.cfg.embed_include_pi)?
                 .to_dtype(self.dtype())?;
         let q = self.proj_query.forward(&embed)?;
-        let xs = self.cross_attn_block.forward(&q, Some(kv), None)?;
+        let xs = self
+            .cross_attn_block
+            .forward(&q, Some(Context::new(kv)), None)?;
         self.proj_out.forward(&self.norm_out.forward(&xs)?)?.neg()
     }
 }

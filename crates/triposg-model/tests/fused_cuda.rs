@@ -61,7 +61,7 @@ fn fused_dit_matches_upstream_fp32() {
             .forward(
                 &on(&dev, &io["latents"], dtype),
                 &t,
-                &on(&dev, &io["context"], dtype),
+                triposg_model::dit_block::Context::new(&on(&dev, &io["context"], dtype)),
             )
             .unwrap();
         check(&format!("dit {dtype:?}"), &ours, &io["output"]);
@@ -304,4 +304,31 @@ fn fused_linears_match_the_plain_path() {
             .forward_cat(&skip, &xs)
             .unwrap(),
     );
+}
+
+/// A guided batch on the fast path: the unconditional item skips its cross-attention (zero
+/// image tokens make it add only the output bias), against attending to explicit zeros. Both
+/// run every other layer the same way, so only the batch split can differ.
+#[test]
+fn guided_dit_step_matches_attending_to_zeros() {
+    use triposg_model::dit_block::Context;
+    let dev = gpu();
+    let io = golden("dit");
+    let dit = tiny_checkpoint().load_dit(DType::F16, &dev).unwrap();
+    let latents = on(&dev, &io["latents"], DType::F16);
+    let cond = on(&dev, &io["context"], DType::F16)
+        .narrow(0, 0, 1)
+        .unwrap();
+    let latents = Tensor::cat(&[&latents.narrow(0, 0, 1).unwrap(); 2], 0).unwrap();
+    let t = vec![io["timesteps"].to_vec1::<f32>().unwrap()[0]; 2];
+    let zeros_then_cond = Tensor::cat(&[&cond.zeros_like().unwrap(), &cond], 0).unwrap();
+    let explicit = dit
+        .forward(&latents, &t, Context::new(&zeros_then_cond))
+        .unwrap();
+    let guided = Context {
+        tokens: &cond,
+        zero_rows: 1,
+    };
+    let skipped = dit.forward(&latents, &t, guided).unwrap();
+    check_within("guided step", &skipped, &explicit, 1e-3);
 }

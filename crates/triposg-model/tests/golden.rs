@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use common::{assert_close, golden, tiny_checkpoint};
 use triposg_model::denoise::{denoise, DenoiseError};
+use triposg_model::dit_block::Context;
 
 #[test]
 fn dinov2_matches_transformers_at_every_input_size() {
@@ -31,7 +32,9 @@ fn dit_matches_upstream() {
         .unwrap();
     let io = golden("dit");
     let t = io["timesteps"].to_vec1::<f32>().unwrap();
-    let ours = dit.forward(&io["latents"], &t, &io["context"]).unwrap();
+    let ours = dit
+        .forward(&io["latents"], &t, Context::new(&io["context"]))
+        .unwrap();
     assert_close("dit", &ours, &io["output"]);
 }
 

@@ -112,7 +112,13 @@ pub fn run(
     if wanted("dit") {
         let (lat2, cond2) = (get("latents2")?, get("cond2")?);
         let t2: Vec<f32> = io["timesteps2"].to_vec1()?;
-        let step = || Ok(dit.forward(&lat2, &t2, &cond2)?);
+        // compare.py's `cond2` is a guided batch, [zeros, image tokens]: step it as the loop
+        // does, the first item attending to zeros.
+        let guided = triposg_model::dit_block::Context {
+            tokens: &cond2.narrow(0, 1, 1)?,
+            zero_rows: 1,
+        };
+        let step = || Ok(dit.forward(&lat2, &t2, guided)?);
         outputs.insert("dit_step".into(), step()?);
         timings.push(("dit_step_ms_b2", timer.median_ms(5, step)?));
     }
