@@ -27,6 +27,9 @@ use half::f16;
 /// need no more (16-byte vector loads).
 const ALIGN: usize = 16;
 
+/// Plans kept per device before they are all dropped and remade on use.
+const MAX_PLANS: usize = 256;
+
 /// What a planned GEMM looks like; descriptors and the chosen algorithm depend on nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct PlanKey {
@@ -109,6 +112,12 @@ impl Lt {
     /// algorithm for it, and the caller takes candle's GEMM instead.
     fn plan(&mut self, key: PlanKey) -> Option<&Plan> {
         if !self.plans.contains_key(&key) {
+            // Decoding makes a new row count at the end of every octree level, so a long-lived
+            // server would collect plans without end; remaking the few in use costs
+            // milliseconds.
+            if self.plans.len() >= MAX_PLANS {
+                self.plans.clear();
+            }
             let plan = self.make_plan(key);
             if let Err(e) = &plan {
                 tracing::warn!("cuBLASLt has no GEMM for {key:?} ({e}); using cuBLAS for it");
