@@ -142,7 +142,7 @@ impl Attention {
         };
         #[cfg(feature = "cuda")]
         if crate::fused::applies(residual) && bias.elem_count().is_multiple_of(2) {
-            let out = residual.copy()?;
+            let out = residual.force_contiguous()?;
             crate::fused::bias_add_inplace(&out, bias)?;
             return Ok(Some(out));
         }

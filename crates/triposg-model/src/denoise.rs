@@ -45,8 +45,9 @@ pub fn initial_noise(
 /// Runs the sampling loop from `latents` (the initial noise) and returns the final latents.
 ///
 /// `cond` holds the image tokens `[batch, ctx_tokens, ctx_dim]`; the unconditional branch's are
-/// all zeros as upstream's (the DiT then skips what zeros make constant). With `guidance > 1` both branches run as one batch of two and combine as
-/// `u + g * (c - u)`; otherwise only the conditional pass runs. `on_step` may stop the loop
+/// all zeros as upstream's (the DiT then skips what zeros make constant). With `guidance > 1`
+/// both branches run as one batch of two and combine as `u + g * (c - u)`; otherwise only the
+/// conditional pass runs. `on_step` may stop the loop
 /// between steps by returning `ControlFlow::Break(())`; it sees the latents reached so far, as
 /// upstream's `callback_on_step_end` does.
 pub fn denoise(

@@ -120,7 +120,9 @@ impl CustomOp2 for PackedAttention {
         let dev = q.device().clone();
         let q = q.as_cuda_slice::<f16>()?.slice(q_l.start_offset()..);
         let kv = kv.as_cuda_slice::<f16>()?.slice(kv_l.start_offset()..);
-        if d.is_multiple_of(16) && d <= 128 && has_flash(&dev)? {
+        // The kernel's 16-byte copies need q and kv to start 16-byte aligned.
+        let aligned = q_l.start_offset().is_multiple_of(8) && kv_l.start_offset().is_multiple_of(8);
+        if matches!(d, 16 | 32 | 64 | 128) && aligned && has_flash(&dev)? {
             // SAFETY: every element is written by the kernel.
             let out = unsafe { dev.alloc::<f16>(b * n * h * d)? };
             let warps = if n >= FLASH_WIDE_FROM { 4 } else { 2 };

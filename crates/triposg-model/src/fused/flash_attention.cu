@@ -79,8 +79,9 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
-// The 16-byte chunk `chunk` of row `r` of a tile sits at chunk `chunk ^ (r mod 8)` of that row
-// (mod the chunks per row, for head dims under 64), so ldmatrix's 8 rows hit 8 bank groups.
+// The 16-byte chunk `chunk` of row `r` of a tile sits at chunk `chunk ^ (r mod 8)` of that row,
+// so ldmatrix's 8 rows hit 8 bank groups at head dims 64 and 128 (under 64, rows have fewer
+// chunks than that: the XOR stays within the row, and some conflicts remain).
 template <int D>
 __device__ __forceinline__ u32 tile_addr(const half_t *tile, int r, int col) {
   constexpr int CH = D / 8 < 8 ? D / 8 : 8;
@@ -110,7 +111,8 @@ __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
                                                 u32 q_row, u32 q_head, u32 q_off, u32 kv_row,
                                                 u32 kv_head, u32 k_off, u32 v_off,
                                                 float scale_log2) {
-  static_assert(D % 16 == 0 && D <= 128, "head dim must be a multiple of 16, at most 128");
+  static_assert(D % 16 == 0 && D <= 128 && (D & (D - 1)) == 0,
+                "head dim must be 16, 32, 64 or 128 (the swizzle needs a power of two)");
   constexpr int THREADS = WARPS * 32, BLOCK_M = ROWS_PER_WARP * WARPS, MT = ROWS_PER_WARP / 16;
   __shared__ __align__(128) half_t sq[BLOCK_M * D];
   __shared__ __align__(128) half_t sk[BLOCK_N * D];

@@ -212,7 +212,8 @@ impl Lt {
             )?;
         }
         let stream = dev.cuda_stream();
-        let (workspace, _ws) = self.workspace.device_ptr(&stream);
+        let workspace_len = self.workspace.len();
+        let (workspace, _ws) = self.workspace.device_ptr_mut(&stream);
         let (alpha, beta) = (1f32, if key.accumulate { 1f32 } else { 0f32 });
         // SAFETY: the caller checked that w, xs, c and d hold the shapes of `key` at these
         // addresses, and keeps their allocations alive until the kernel has run on `stream`.
@@ -232,7 +233,7 @@ impl Lt {
                 d,
                 &algo,
                 workspace as *mut c_void,
-                self.workspace.len(),
+                workspace_len,
                 stream.cu_stream() as sys::cudaStream_t,
             )
         }
@@ -267,6 +268,12 @@ struct Gemm {
 }
 
 fn with_lt<T>(dev: &CudaDevice, f: impl FnOnce(&mut Lt) -> Result<T>) -> Result<T> {
+    // cuBLASLt picks algorithms for the current device: make it this one (several cards serve
+    // one queue from different threads).
+    dev.cuda_stream()
+        .context()
+        .bind_to_thread()
+        .map_err(candle_core::Error::wrap)?;
     let mut state = STATE
         .get_or_init(Default::default)
         .lock()
@@ -333,6 +340,7 @@ pub fn linear_applies(
     let residual_fits = residual.is_none_or(|r| {
         let (dims, out) = (xs.dims(), r.dims());
         r.dtype() == xs.dtype()
+            && !dims.is_empty()
             && out.len() == dims.len()
             && out[..out.len() - 1] == dims[..dims.len() - 1]
             && weight.dims2().is_ok_and(|(n, _)| out.last() == Some(&n))
@@ -344,6 +352,7 @@ pub fn linear_applies(
 /// Whether [`lt_skip_linear`] takes `cat([skip, xs]) . weight^T + bias`.
 pub fn skip_linear_applies(skip: &Tensor, xs: &Tensor, weight: &Tensor, bias: &Tensor) -> bool {
     skip.shape() == xs.shape()
+        && skip.dtype() == xs.dtype()
         && aligned(skip)
         && fitting_plan(xs, weight, Some(bias), 2, false).is_some()
         && fitting_plan(xs, weight, None, 2, true).is_some()
