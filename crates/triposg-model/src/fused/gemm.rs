@@ -16,7 +16,7 @@ use std::sync::{Mutex, OnceLock};
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::cublaslt::{result as lt, sys};
 use candle_core::cuda_backend::cudarc::driver::sys::CUdeviceptr;
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
+use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DevicePtr, DevicePtrMut};
 use candle_core::cuda_backend::{CudaDevice, DeviceId};
 use candle_core::{
     bail, CpuStorage, CudaStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor, D,
@@ -374,18 +374,25 @@ fn captured<'a>(
     Ok((s, l.start_offset()))
 }
 
-fn cuda(s: &Storage) -> Result<&CudaStorage> {
+/// The f16 values of a captured operand's storage from element `at` on.
+fn f16_view(s: &Storage, at: usize) -> Result<CudaView<'_, f16>> {
     match s {
-        Storage::Cuda(c) => Ok(c),
+        Storage::Cuda(c) => Ok(c.as_cuda_slice::<f16>()?.slice(at..)),
         _ => bail!("cuBLASLt linear: operand is not on the GPU"),
     }
 }
 
-/// `[.., k]` input, `[n, k]` weight -> output shape `[.., n]` and its row count.
-fn output_shape(xs_l: &Layout, w_l: &Layout) -> Result<(Shape, usize, usize, usize)> {
-    let (n, k) = w_l.shape().dims2()?;
+/// `[.., k]` input, `[n, halves * k]` weight -> output shape `[.., n]`, rows, `n` and `k`.
+fn output_shape(
+    xs_l: &Layout,
+    w_l: &Layout,
+    halves: usize,
+) -> Result<(Shape, usize, usize, usize)> {
+    let (n, k_w) = w_l.shape().dims2()?;
+    let k = k_w / halves;
     let dims = xs_l.shape().dims();
-    if dims.last() != Some(&k) || !xs_l.is_contiguous() || !w_l.is_contiguous() {
+    if dims.last() != Some(&k) || k * halves != k_w || !xs_l.is_contiguous() || !w_l.is_contiguous()
+    {
         bail!("cuBLASLt linear: input {xs_l:?} does not match weight {w_l:?}");
     }
     let mut out = dims.to_vec();
@@ -421,7 +428,7 @@ impl CustomOp2 for LtLinear {
         w: &CudaStorage,
         w_l: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
-        let (shape, rows, n, k) = output_shape(xs_l, w_l)?;
+        let (shape, rows, n, k) = output_shape(xs_l, w_l, 1)?;
         let dev = xs.device().clone();
         let stream = dev.cuda_stream();
         let bias = self
@@ -436,14 +443,11 @@ impl CustomOp2 for LtLinear {
             .transpose()?;
         let xs = xs.as_cuda_slice::<f16>()?.slice(xs_l.start_offset()..);
         let w = w.as_cuda_slice::<f16>()?.slice(w_l.start_offset()..);
-        let bias = match &bias {
-            Some((s, at)) => Some(cuda(s)?.as_cuda_slice::<f16>()?.slice(*at..)),
-            None => None,
-        };
-        let residual = match &residual {
-            Some((s, at)) => Some(cuda(s)?.as_cuda_slice::<f16>()?.slice(*at..)),
-            None => None,
-        };
+        let bias = bias.as_ref().map(|(s, at)| f16_view(s, *at)).transpose()?;
+        let residual = residual
+            .as_ref()
+            .map(|(s, at)| f16_view(s, *at))
+            .transpose()?;
         // SAFETY: the GEMM writes every element.
         let mut out = unsafe { dev.alloc::<f16>(rows * n)? };
         {
@@ -505,23 +509,14 @@ impl CustomOp3 for LtSkipLinear {
         w: &CudaStorage,
         w_l: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
-        let (n, k2) = w_l.shape().dims2()?;
-        let k = k2 / 2;
-        if skip_l.shape() != xs_l.shape()
-            || xs_l.shape().dims().last() != Some(&k)
-            || !skip_l.is_contiguous()
-            || !xs_l.is_contiguous()
-            || !w_l.is_contiguous()
-        {
-            bail!("cuBLASLt skip linear: skip {skip_l:?} and input {xs_l:?} do not match weight {w_l:?}");
+        let (shape, rows, n, k) = output_shape(xs_l, w_l, 2)?;
+        if skip_l.shape() != xs_l.shape() || !skip_l.is_contiguous() {
+            bail!("cuBLASLt skip linear: skip {skip_l:?} does not match input {xs_l:?}");
         }
-        let rows = xs_l.shape().elem_count() / k;
-        let mut shape = xs_l.shape().dims().to_vec();
-        *shape.last_mut().expect("checked above") = n;
         let dev = xs.device().clone();
         let stream = dev.cuda_stream();
-        let bias = captured(&self.bias, "bias", n)?;
-        let bias = cuda(&bias.0)?.as_cuda_slice::<f16>()?.slice(bias.1..);
+        let (bias, at) = captured(&self.bias, "bias", n)?;
+        let bias = f16_view(&bias, at)?;
         let skip = skip.as_cuda_slice::<f16>()?.slice(skip_l.start_offset()..);
         let xs = xs.as_cuda_slice::<f16>()?.slice(xs_l.start_offset()..);
         let w = w.as_cuda_slice::<f16>()?.slice(w_l.start_offset()..);
@@ -537,7 +532,7 @@ impl CustomOp3 for LtSkipLinear {
                 n,
                 rows,
                 k,
-                lda: k2,
+                lda: 2 * k,
                 bias,
                 accumulate,
             };
@@ -567,12 +562,12 @@ impl CustomOp3 for LtSkipLinear {
                 )
             })?;
         }
-        Ok((CudaStorage::wrap_cuda_slice(out, dev), Shape::from(shape)))
+        Ok((CudaStorage::wrap_cuda_slice(out, dev), shape))
     }
 }
 
 /// `xs . weight^T + bias + residual` (bias and residual optional) in one GEMM; the caller
-/// checked [`linear_applies`] (and [`residual_applies`]).
+/// checked [`linear_applies`].
 pub fn lt_linear(
     xs: &Tensor,
     weight: &Tensor,
