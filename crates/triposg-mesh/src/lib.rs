@@ -23,8 +23,6 @@ pub use iso_surface::{
     GridGeometry, SparseGrid,
 };
 pub use mesh::{Aabb, Mesh};
-pub use octree::{
-    extract_geometry, refine, refine_pipelined, OctreeError, OctreeOptions, Refinement, VertexFrame,
-};
+pub use octree::{extract_geometry, refine, OctreeError, OctreeOptions, Refinement, VertexFrame};
 pub use simplify::SimplifyReport;
 pub use topology::Topology;

@@ -186,26 +186,11 @@ pub fn refine<E>(
     options: &OctreeOptions,
     mut query: impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
 ) -> Result<Refinement, OctreeError<E>> {
-    refine_pipelined(options, |points| {
-        query(points).map(|values| move || Ok(values))
-    })
-}
-
-/// [`refine`] with the query split in two: `submit` starts a batch and returns what waits for
-/// its values. Each batch is submitted before the previous one is waited for, so a GPU caller
-/// keeps the device busy while the host reads back one batch and builds the next.
-pub fn refine_pipelined<E, P>(
-    options: &OctreeOptions,
-    mut submit: impl FnMut(&[[f32; 3]]) -> Result<P, E>,
-) -> Result<Refinement, OctreeError<E>>
-where
-    P: FnOnce() -> Result<Vec<f32>, E>,
-{
     options.validate()?;
     let resolutions = resolutions(options.depth);
     let mut level = options.level(resolutions[0], true);
     let all: Vec<u64> = (0..level.geometry().len()).collect();
-    let mut samples = evaluate(&level, all, options.batch_size, &mut submit)?;
+    let mut samples = evaluate(&level, all, options.batch_size, &mut query)?;
     let mut stats = vec![LevelStats {
         resolution: level.resolution,
         queries: samples.len(),
@@ -224,7 +209,7 @@ where
             .collect();
         let wanted = dilate(doubled, &fine_geometry, radius);
         level = fine;
-        samples = evaluate(&level, wanted, options.batch_size, &mut submit)?;
+        samples = evaluate(&level, wanted, options.batch_size, &mut query)?;
         stats.push(LevelStats {
             resolution,
             queries: samples.len(),
@@ -261,37 +246,26 @@ pub fn surface(options: &OctreeOptions, refinement: &Refinement) -> Mesh {
     }
 }
 
-fn evaluate<E, P: FnOnce() -> Result<Vec<f32>, E>>(
+fn evaluate<E>(
     level: &Level,
     indices: Vec<u64>,
     batch_size: usize,
-    submit: &mut impl FnMut(&[[f32; 3]]) -> Result<P, E>,
+    query: &mut impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
 ) -> Result<SparseGrid, OctreeError<E>> {
     let geometry = level.geometry();
     let mut values = Vec::with_capacity(indices.len());
     let mut points = Vec::with_capacity(batch_size.min(indices.len()));
-    let collect = |(wait, expected): (P, usize), values: &mut Vec<f32>| {
-        let batch = wait().map_err(OctreeError::Query)?;
-        if batch.len() != expected {
+    for chunk in indices.chunks(batch_size) {
+        points.clear();
+        points.extend(chunk.iter().map(|&i| level.position(geometry.point(i))));
+        let batch = query(&points).map_err(OctreeError::Query)?;
+        if batch.len() != points.len() {
             return Err(OctreeError::QueryLength {
-                expected,
+                expected: points.len(),
                 got: batch.len(),
             });
         }
         values.extend(batch);
-        Ok(())
-    };
-    let mut in_flight = None;
-    for chunk in indices.chunks(batch_size) {
-        points.clear();
-        points.extend(chunk.iter().map(|&i| level.position(geometry.point(i))));
-        let next = (submit(&points).map_err(OctreeError::Query)?, points.len());
-        if let Some(previous) = in_flight.replace(next) {
-            collect(previous, &mut values)?;
-        }
-    }
-    if let Some(last) = in_flight {
-        collect(last, &mut values)?;
     }
     Ok(SparseGrid::from_sorted(indices, values))
 }

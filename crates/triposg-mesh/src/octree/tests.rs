@@ -229,51 +229,6 @@ fn batches_respect_the_batch_size_and_errors_propagate() {
     }
 }
 
-/// Every batch is submitted before the previous one is waited for, each wait gets its own
-/// batch's values, and the samples are those of the one-call-per-batch driver.
-#[test]
-fn pipelined_batches_overlap_one_deep_and_give_the_same_samples() {
-    use std::cell::RefCell;
-    let opts = OctreeOptions {
-        batch_size: 5000,
-        ..options(7)
-    };
-    let sdf = sphere_sdf([0.1, 0.0, -0.05], 0.45);
-    let log = RefCell::new(Vec::new());
-    let submitted = RefCell::new(0usize);
-    let pipelined = refine_pipelined(&opts, |points| {
-        let batch = {
-            let mut n = submitted.borrow_mut();
-            *n += 1;
-            *n
-        };
-        log.borrow_mut().push(("submit", batch));
-        let values: Vec<f32> = points.iter().map(|&p| -LOGIT_SCALE * sdf(p)).collect();
-        let log = &log;
-        Ok::<_, Infallible>(move || {
-            log.borrow_mut().push(("wait", batch));
-            Ok(values)
-        })
-    })
-    .unwrap();
-    let log = log.into_inner();
-    let batches = submitted.into_inner();
-    assert!(batches > 10);
-    // Each level submits its first batch, then alternates submit i + 1, wait i, and waits for
-    // its last batch at the end; a wait never precedes its own submit, nor comes out of order.
-    let waits: Vec<usize> = log.iter().filter(|e| e.0 == "wait").map(|e| e.1).collect();
-    assert_eq!(waits, (1..=batches).collect::<Vec<_>>());
-    let overlapped = log
-        .windows(2)
-        .filter(|w| w[0].0 == "submit" && w[1] == ("wait", w[0].1 - 1))
-        .count();
-    let levels = pipelined.stats.len();
-    assert_eq!(overlapped, batches - levels);
-    let plain = refine(&opts, logits(&sdf)).unwrap();
-    assert_eq!(pipelined.samples.indices(), plain.samples.indices());
-    assert_eq!(pipelined.samples.values(), plain.samples.values());
-}
-
 #[test]
 fn band_marks_sign_changes_and_small_values_only() {
     let geometry = GridGeometry {
