@@ -1,5 +1,7 @@
-// Kernels for the CUDA fast path, compiled at run time by NVRTC for the GPU that is present, so
-// one binary serves sm_70 (Titan V) to sm_90 without per-architecture builds of these kernels.
+// Kernels for the CUDA fast path, compiled at run time by NVRTC to PTX for NVRTC's default virtual
+// architecture, which the driver JIT-compiles for the GPU that is present: one binary serves every
+// card its CUDA version supports without per-architecture builds of these kernels (sm_70, Titan V,
+// needs a CUDA 12 build: CUDA 13's NVRTC starts at compute_75).
 // f16 values are handled as raw 16-bit words with PTX conversions: NVRTC on a user's machine has
 // no CUDA toolkit headers (cuda_fp16.h) to include.
 
