@@ -171,7 +171,7 @@ decode_calls = {"ms": 0.0, "calls": 0, "points": 0}
 upstream_decode = vae.decode
 
 
-def timed_decode(latents, sampled_points=None, **kwargs):
+def timed_decode(latents, sampled_points, **kwargs):
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     out = upstream_decode(latents, sampled_points=sampled_points, **kwargs)
