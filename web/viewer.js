@@ -18,6 +18,7 @@ export class Viewer {
     el.appendChild(this.renderer.domElement);
     this.controls = new OrbitControls(this.camera, this.renderer.domElement);
     this.controls.enableDamping = true;
+    this.controls.addEventListener('change', () => this.render());
     this.scene.add(new THREE.HemisphereLight(0xffffff, 0x334466, 1.2));
     const sun = new THREE.DirectionalLight(0xffffff, 1.5);
     sun.position.set(1, 2, 1.5);
@@ -29,8 +30,18 @@ export class Viewer {
     this.plate = null;
     new ResizeObserver(() => this.resize()).observe(el);
     this.resize();
-    const loop = () => { requestAnimationFrame(loop); this.controls.update(); this.renderer.render(this.scene, this.camera); };
-    loop();
+  }
+
+  // Draws one frame, on the next animation frame, when something changed. A continuous loop
+  // kept a CPU core (software WebGL) or a laptop's GPU busy redrawing a still picture.
+  render() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      // While the orbit's damping settles, this fires 'change', which asks for the next frame.
+      this.controls.update();
+      this.renderer.render(this.scene, this.camera);
+    });
   }
 
   resize() {
@@ -39,6 +50,7 @@ export class Viewer {
     this.renderer.setSize(w, h);
     this.camera.aspect = w / h;
     this.camera.updateProjectionMatrix();
+    this.render();
   }
 
   // `metres`: the file is in metres (print files), shown at its true size in mm; otherwise the
@@ -112,6 +124,7 @@ export class Viewer {
       }
       g.setAttribute('color', new THREE.BufferAttribute(colors, 3));
     });
+    this.render();
   }
 
   dimensions() {

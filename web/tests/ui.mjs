@@ -167,8 +167,14 @@ try {
   // switched off): the page still runs, says so in the viewer, and offers the weights download.
   const bare = serve(mkdtempSync(join(tmpdir(), 'triposg-noweights-')), mkdtempSync(join(tmpdir(), 'triposg-ui-')));
   const other = await browser.newPage();
+  // What the page saw, for a failure: a module that failed to load is only a console message.
+  const seen = [];
+  const opened = Date.now();
   try {
     other.on('pageerror', (e) => consoleErrors.push(`no-weights page: ${e.message}`));
+    other.on('console', (m) => seen.push(`console ${m.type()}: ${m.text()}`));
+    other.on('requestfailed', (r) => seen.push(`failed ${r.url()}: ${r.failure()?.errorText}`));
+    other.on('response', (r) => seen.push(`${r.status()} ${r.url()} at ${Date.now() - opened} ms`));
     await other.addInitScript(() => { HTMLCanvasElement.prototype.getContext = () => null; });
     await other.goto(await bare.base);
     await other.waitForSelector('#weights-banner:not([hidden])', { timeout: 30_000 });
@@ -179,7 +185,10 @@ try {
     await other.screenshot({ path: join(artifacts, 'no-weights.png') });
   } catch (e) {
     await other.screenshot({ path: join(artifacts, 'no-weights-failed.png') }).catch(() => {});
-    fail(`${e.message}\nno-weights page errors: ${consoleErrors.join('; ') || 'none'}`);
+    const banners = await other.evaluate(() => ['banner', 'weights-banner', 'viewer-empty']
+      .map((id) => `#${id} hidden=${document.getElementById(id)?.hidden}: ${document.getElementById(id)?.textContent.trim().slice(0, 120)}`))
+      .catch((err) => [`page not readable: ${err.message}`]);
+    fail(`${e.message}\nno-weights page errors: ${consoleErrors.join('; ') || 'none'}\n${banners.join('\n')}\nits requests after ${Date.now() - opened} ms:\n${seen.join('\n')}`);
   } finally {
     bare.server.kill('SIGTERM');
   }
