@@ -3,6 +3,9 @@
 // list this browser's past jobs, and fetch the model weights when the server has none.
 import { Viewer } from '/viewer.js';
 
+// Every module loaded (boot.js says so when this never runs).
+window.triposgStarted = true;
+
 const $ = (id) => document.getElementById(id);
 // A browser without WebGL (switched off, or its GPU process gone) still gets the whole page:
 // progress, report and downloads; only the 3D view says why it is empty.

@@ -2,7 +2,8 @@
 // driven in Debian's headless Chromium. Drops a photo, sees the cut-out, sets print options,
 // generates, watches the progress reach 100%, checks that the viewer draws the final print mesh
 // at the report's size (and toggles to the raw one), downloads the print STL and checks its
-// height, then looks at the page on a phone-sized screen and at a server without weights.
+// height, then looks at the page on a phone-sized screen, at a server without weights, and at
+// a page whose module failed to load.
 // Usage: node web/tests/ui.mjs [path/to/triposg]
 // Screenshots: target/ui-test/finished.png, phone.png, no-weights.png
 import { spawn } from 'node:child_process';
@@ -183,6 +184,15 @@ try {
     const empty = await other.textContent('#viewer-empty');
     if (!/cannot draw the 3D view/.test(empty)) fail(`without WebGL the viewer says: ${empty}`);
     await other.screenshot({ path: join(artifacts, 'no-weights.png') });
+
+    // A module that cannot load stops app.js silently: the page must say so instead.
+    const broken = await browser.newPage();
+    await broken.route('**/viewer.js', (r) => r.abort());
+    await broken.goto(await bare.base);
+    await broken.waitForSelector('#banner:not([hidden])', { timeout: 30_000 });
+    const said = await broken.textContent('#banner');
+    if (!/could not load its scripts/.test(said)) fail(`with a module missing the page says: ${said}`);
+    await broken.close();
   } catch (e) {
     await other.screenshot({ path: join(artifacts, 'no-weights-failed.png') }).catch(() => {});
     const banners = await other.evaluate(() => ['banner', 'weights-banner', 'viewer-empty']
