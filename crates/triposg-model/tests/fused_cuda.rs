@@ -191,6 +191,52 @@ fn fused_attention_matches_the_plain_path_at_full_size() {
     }
 }
 
+/// Scores that rise along the keys, so a row's maximum keeps growing tile after tile: the flash
+/// kernel defers rescaling its output until a maximum has grown by 2^8, and this is where that
+/// matters. Key t's context is `base * 8 t / (m - 1)` plus noise, so a query's scores run
+/// linearly over ~8 N(0, 1) nats: ~17 base-2 units for one query in ten (several rescales and
+/// long runs of deferred ones), falling for half of them (the maximum is in the first tile).
+/// f16 rounding of q and k alone costs ~1.4e-3 here (numpy, same construction); a wrong
+/// rescale is off by a factor up to 256. Both block widths: 3,001 and 10,001 queries.
+#[test]
+fn flash_attention_rescales_rising_scores() {
+    let dev = gpu();
+    let cfg = AttentionConfig {
+        query_dim: 1024,
+        cross_attention_dim: Some(1024),
+        heads: 8,
+        head_dim: 128,
+        qk_norm: false,
+        norm_cross: false,
+        qkv_bias: false,
+    };
+    let m = 2048;
+    let base = Tensor::randn(0f32, 1.0, (1, 1, 1024), &dev).unwrap();
+    let rise = Tensor::arange(0u32, m as u32, &dev)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .affine(8.0 / (m - 1) as f64, 0.0)
+        .unwrap()
+        .reshape((1, m, 1))
+        .unwrap();
+    let noise = Tensor::randn(0f32, 0.3, (1, m, 1024), &dev).unwrap();
+    let context = (base.broadcast_mul(&rise).unwrap() + noise).unwrap();
+    let plain = random_attention(&cfg, DType::F32, &dev);
+    let fused = random_attention(&cfg, DType::F16, &dev);
+    for n in [3001, 10_001] {
+        let xs = Tensor::randn(0f32, 1.0, (1, n, 1024), &dev).unwrap();
+        let truth = plain.forward(&xs, Some(&context)).unwrap();
+        let ours = fused
+            .forward(
+                &xs.to_dtype(DType::F16).unwrap(),
+                Some(&context.to_dtype(DType::F16).unwrap()),
+            )
+            .unwrap();
+        check(&format!("rising scores, {n} queries"), &ours, &truth);
+    }
+}
+
 /// Layer norm at the models' widths (the VAE's 1024, the DiT's 2048) on f16 rows with a large
 /// mean and a small, spread-out deviation, against a two-pass f64 layer norm on the CPU of the
 /// same f16 input with the same f16 weights. The kernel's only error is then its one output

@@ -6,6 +6,13 @@
 // place: the accumulator layout of S is the operand layout P needs, so nothing is shuffled.
 // Q, K and V tiles are staged in shared memory with cp.async (V of a tile arriving while its S
 // is computed, K of the next while this one's softmax and P V run) and read with ldmatrix.
+// The kernel is limited by instruction issue more than by the tensor cores (two warps per
+// scheduler at 255 registers), so the loop keeps non-MMA work down: key masking only in the
+// last, partial tile; the softmax scale folded into the exponent's FMA; each thread's copy
+// addresses computed once; and the output rescaled only when a row's maximum grows by more than
+// RESCALE_MARGIN (the FlashAttention-4 trick): until then the stale maximum is kept, so
+// exponentials stay <= 2^RESCALE_MARGIN, exact in f16 and in the f32 sums, and the 128
+// multiplications of the output accumulators are skipped for most tiles.
 // Tiles are stored with their 16-byte chunks XOR-swizzled by row, so the 8 rows an ldmatrix
 // reads fall on different banks without padding: with 4 warps and head dim 128, Q, K and V
 // fill exactly the 48 KiB of static shared memory, and two blocks fit on an SM of a consumer
@@ -26,6 +33,8 @@ typedef unsigned long long u64;
 
 constexpr int ROWS_PER_WARP = 32;  // query rows per warp: two m16 MMA tiles
 constexpr int BLOCK_N = 32;        // keys per tile
+// Base-2 growth of a row's maximum tolerated before the output is rescaled.
+constexpr float RESCALE_MARGIN = 8.f;
 
 __device__ __forceinline__ u32 smem_addr(const void *p) {
   u32 a;
@@ -88,19 +97,60 @@ __device__ __forceinline__ u32 tile_addr(const half_t *tile, int r, int col) {
   return smem_addr(tile + r * D + ((col / 8) ^ (r & (CH - 1))) * 8);
 }
 
-// Copies rows r0 .. r0 + ROWS of one part (q, k or v, rows `row` halves apart from `src`) into a
-// swizzled shared-memory tile, asynchronously; rows past `limit` read as zeros.
+// One thread's share of copying ROWS rows of one part (q, k or v, rows `stride` halves apart)
+// into a swizzled shared-memory tile: its chunks are rows `tid / CPR + i * RSTEP` at column chunk
+// `tid % CPR`, so their shared addresses are computed once, outside the key loop. Chunks RSTEP
+// rows apart share the swizzle when RSTEP is a multiple of its period; at head dim 128 with 2
+// warps RSTEP is half the period, so odd chunks take the second address.
 template <int D, int ROWS, int THREADS>
-__device__ __forceinline__ void stage_tile(half_t *tile, const half_t *src, u32 r0, u32 limit,
-                                           u32 row, int tid) {
-  constexpr int CHUNKS = ROWS * D / 8;  // 16-byte pieces
-  for (int c = tid; c < CHUNKS; c += THREADS) {
-    const int r = c / (D / 8), col = (c % (D / 8)) * 8;
-    const u32 at_row = r0 + r;
-    const u64 at = (u64)(at_row < limit ? at_row : 0) * row + col;
-    cp_async16(tile_addr<D>(tile, r, col), src + at, at_row < limit ? 16 : 0);
+struct TileCopy {
+  static constexpr int CPR = D / 8;  // 16-byte chunks per row
+  static constexpr int PERIOD = CPR < 8 ? CPR : 8;
+  static constexpr int CHUNKS = ROWS * CPR;
+  static constexpr int ITERS = CHUNKS < THREADS ? 1 : CHUNKS / THREADS;
+  static constexpr int RSTEP = THREADS / CPR;
+  static_assert(THREADS % CPR == 0 && (CHUNKS < THREADS || CHUNKS % THREADS == 0),
+                "every thread copies whole chunks of one column");
+  static_assert(RSTEP % PERIOD == 0 || 2 * RSTEP == PERIOD || ITERS == 1,
+                "the swizzle of a thread's chunks repeats every one or two");
+  u32 dst[2];    // shared addresses of the thread's first two chunks
+  u32 src_col;   // its column, in halves
+  u32 row;       // its first row within the tile
+  bool active;   // whether the thread has chunks (CHUNKS may be under THREADS)
+
+  __device__ __forceinline__ TileCopy(const half_t *tile, int tid) {
+    row = tid / CPR;
+    src_col = (tid % CPR) * 8;
+    active = tid < CHUNKS;
+    dst[0] = tile_addr<D>(tile, row, src_col);
+    dst[1] = tile_addr<D>(tile, row + RSTEP, src_col);
   }
-}
+
+  // Rows r0 + row + i * RSTEP of `src`, asynchronously; with CHECK, rows from `limit` on read
+  // as zeros (the last, partial tile).
+  template <bool CHECK>
+  __device__ __forceinline__ void copy(const half_t *src, u32 r0, u32 limit, u32 stride) const {
+    if (!active) return;
+    const half_t *from = src + (u64)(r0 + row) * stride + src_col;
+#pragma unroll
+    for (int i = 0; i < ITERS; ++i) {
+      const bool odd = RSTEP % PERIOD != 0 && (i & 1);
+      const u32 to = dst[odd] + (i - odd) * RSTEP * D * 2;
+      if (CHECK) {
+        const bool in = r0 + row + i * RSTEP < limit;
+        cp_async16(to, in ? from + (u64)i * RSTEP * stride : src, in ? 16 : 0);
+      } else {
+        cp_async16(to, from + (u64)i * RSTEP * stride, 16);
+      }
+    }
+  }
+
+  __device__ __forceinline__ void copy(const half_t *src, u32 r0, u32 limit, u32 stride,
+                                       bool partial) const {
+    if (partial) copy<true>(src, r0, limit, stride);
+    else copy<false>(src, r0, limit, stride);
+  }
+};
 
 // Grid (ceil(n / (32 * WARPS)), heads, batch), WARPS * 32 threads. `scale_log2` is the softmax
 // scale times log2(e): scores are kept in base 2 so one ex2 per score does the exponential.
@@ -127,10 +177,15 @@ __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
   const half_t *kb = kv + (u64)b * m * kv_row + h * kv_head + k_off;
   const half_t *vb = kv + (u64)b * m * kv_row + h * kv_head + v_off;
 
+  const TileCopy<D, BLOCK_M, THREADS> copy_q(sq, tid);
+  const TileCopy<D, BLOCK_N, THREADS> copy_k(sk, tid), copy_v(sv, tid);
+  // Keys from `full_to` on fall in the last tile, which is partial unless m is a multiple of it.
+  const u32 full_to = m - m % BLOCK_N;
+
   // Every iteration commits two copy groups (one may be empty), so the waits always count the
   // same: V of this tile, then K of the next. Q arrives with the first K.
-  stage_tile<D, BLOCK_M, THREADS>(sq, qb, q0, n, q_row, tid);
-  stage_tile<D, BLOCK_N, THREADS>(sk, kb, 0, m, kv_row, tid);
+  copy_q.copy(qb, q0, n, q_row, q0 + BLOCK_M > n);
+  copy_k.copy(kb, 0, m, kv_row, full_to == 0);
   cp_async_commit();
 
   float o[MT][D / 8][4];
@@ -138,8 +193,8 @@ __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int i = 0; i < D / 8; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.f;
-  // Running row maxima (base-2 scores) and this thread's share of the row sums, for rows g
-  // ([0]) and g + 8 ([1]) of each m16 tile.
+  // Running row maxima (base-2 scores, possibly stale by up to RESCALE_MARGIN) and this
+  // thread's share of the row sums, for rows g ([0]) and g + 8 ([1]) of each m16 tile.
   float row_max[MT][2], row_sum[MT][2];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) {
@@ -148,7 +203,8 @@ __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
   }
 
   for (u32 j0 = 0; j0 < m; j0 += BLOCK_N) {
-    stage_tile<D, BLOCK_N, THREADS>(sv, vb, j0, m, kv_row, tid);
+    const bool partial = j0 >= full_to;
+    copy_v.copy(vb, j0, m, kv_row, partial);
     cp_async_commit();
     cp_async_wait<1>();  // K of this tile (and Q)
     __syncthreads();
@@ -180,51 +236,75 @@ __device__ __forceinline__ void flash_attention(const half_t *__restrict__ q,
       }
     }
     __syncthreads();  // every warp is done with sk: the next tile's K may land there
-    if (j0 + BLOCK_N < m) stage_tile<D, BLOCK_N, THREADS>(sk, kb, j0 + BLOCK_N, m, kv_row, tid);
+    if (j0 + BLOCK_N < m) copy_k.copy(kb, j0 + BLOCK_N, m, kv_row, j0 + BLOCK_N >= full_to);
     cp_async_commit();
 
+    // Keys past the end (zeros in shared memory) must not count.
+    if (partial) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < BLOCK_N / 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            if (j0 + nt * 8 + 2 * t + (e & 1) >= m) s[mt][nt][e] = NEG_INF;
+    }
+
     // Online softmax. Each row is spread over the 4 threads of a group: reduce with shuffles.
+    // Tile maxima in base 2 (the scale is positive, so it commutes with the maximum).
+    float tile_max[MT][2];
+    bool grow = false;
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
-      float tile_lo = NEG_INF, tile_hi = NEG_INF;
+      float lo = NEG_INF, hi = NEG_INF;
 #pragma unroll
       for (int nt = 0; nt < BLOCK_N / 8; ++nt) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const u32 key = j0 + nt * 8 + 2 * t + (e & 1);
-          s[mt][nt][e] = key < m ? s[mt][nt][e] * scale_log2 : NEG_INF;
-        }
-        tile_lo = fmaxf(tile_lo, fmaxf(s[mt][nt][0], s[mt][nt][1]));
-        tile_hi = fmaxf(tile_hi, fmaxf(s[mt][nt][2], s[mt][nt][3]));
+        lo = fmaxf(lo, fmaxf(s[mt][nt][0], s[mt][nt][1]));
+        hi = fmaxf(hi, fmaxf(s[mt][nt][2], s[mt][nt][3]));
       }
 #pragma unroll
       for (int off = 1; off < 4; off <<= 1) {
-        tile_lo = fmaxf(tile_lo, __shfl_xor_sync(0xffffffff, tile_lo, off));
-        tile_hi = fmaxf(tile_hi, __shfl_xor_sync(0xffffffff, tile_hi, off));
+        lo = fmaxf(lo, __shfl_xor_sync(0xffffffff, lo, off));
+        hi = fmaxf(hi, __shfl_xor_sync(0xffffffff, hi, off));
       }
-      // Every tile holds at least one real key, so the new maxima are finite.
-      const float new_lo = fmaxf(row_max[mt][0], tile_lo), new_hi = fmaxf(row_max[mt][1], tile_hi);
-      const float alpha_lo = exp2_approx(row_max[mt][0] - new_lo);
-      const float alpha_hi = exp2_approx(row_max[mt][1] - new_hi);
-      row_max[mt][0] = new_lo;
-      row_max[mt][1] = new_hi;
-      row_sum[mt][0] *= alpha_lo;
-      row_sum[mt][1] *= alpha_hi;
+      tile_max[mt][0] = lo * scale_log2;
+      tile_max[mt][1] = hi * scale_log2;
+      // The first tile always grows (from minus infinity: every tile holds a real key).
+      grow |= tile_max[mt][0] > row_max[mt][0] + RESCALE_MARGIN ||
+              tile_max[mt][1] > row_max[mt][1] + RESCALE_MARGIN;
+    }
+    // Warp-uniform, so the multiplications are skipped for the whole warp or done by all.
+    if (__any_sync(0xffffffff, grow)) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        const float new_lo = fmaxf(row_max[mt][0], tile_max[mt][0]);
+        const float new_hi = fmaxf(row_max[mt][1], tile_max[mt][1]);
+        const float alpha_lo = exp2_approx(row_max[mt][0] - new_lo);
+        const float alpha_hi = exp2_approx(row_max[mt][1] - new_hi);
+        row_max[mt][0] = new_lo;
+        row_max[mt][1] = new_hi;
+        row_sum[mt][0] *= alpha_lo;
+        row_sum[mt][1] *= alpha_hi;
+#pragma unroll
+        for (int i = 0; i < D / 8; ++i) {
+          o[mt][i][0] *= alpha_lo;
+          o[mt][i][1] *= alpha_lo;
+          o[mt][i][2] *= alpha_hi;
+          o[mt][i][3] *= alpha_hi;
+        }
+      }
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      const float lo = row_max[mt][0], hi = row_max[mt][1];
 #pragma unroll
       for (int nt = 0; nt < BLOCK_N / 8; ++nt) {
-        s[mt][nt][0] = exp2_approx(s[mt][nt][0] - new_lo);
-        s[mt][nt][1] = exp2_approx(s[mt][nt][1] - new_lo);
-        s[mt][nt][2] = exp2_approx(s[mt][nt][2] - new_hi);
-        s[mt][nt][3] = exp2_approx(s[mt][nt][3] - new_hi);
+        s[mt][nt][0] = exp2_approx(fmaf(s[mt][nt][0], scale_log2, -lo));
+        s[mt][nt][1] = exp2_approx(fmaf(s[mt][nt][1], scale_log2, -lo));
+        s[mt][nt][2] = exp2_approx(fmaf(s[mt][nt][2], scale_log2, -hi));
+        s[mt][nt][3] = exp2_approx(fmaf(s[mt][nt][3], scale_log2, -hi));
         row_sum[mt][0] += s[mt][nt][0] + s[mt][nt][1];
         row_sum[mt][1] += s[mt][nt][2] + s[mt][nt][3];
-      }
-#pragma unroll
-      for (int i = 0; i < D / 8; ++i) {
-        o[mt][i][0] *= alpha_lo;
-        o[mt][i][1] *= alpha_lo;
-        o[mt][i][2] *= alpha_hi;
-        o[mt][i][3] *= alpha_hi;
       }
     }
 
