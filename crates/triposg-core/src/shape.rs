@@ -172,28 +172,31 @@ pub fn generate_shape(
         close_at_bounds: false,
         ..Default::default()
     };
-    let refinement = stage(Stage::Decode, &mut on_event, |emit| {
+    // The mesh of the finest level is begun during its decode (CPU beside the GPU); the
+    // surface stage is what is left of it, and the cleanup.
+    let (refinement, surface) = stage(Stage::Decode, &mut on_event, |emit| {
         let vae = models.vae()?;
         let kv = vae.kv_tokens(&latents)?;
         let mut done = 0;
-        let refinement = triposg_mesh::refine(&options, |points| -> Result<Vec<f32>, JobError> {
-            check()?;
-            let n = points.len();
-            let flat: Vec<f32> = points.iter().flatten().copied().collect();
-            let points = Tensor::from_vec(flat, (1, n, 3), vae.device())?;
-            let sdf = vae
-                .query(&kv, &points)?
-                .to_dtype(DType::F32)?
-                .flatten_all()?;
-            done += n;
-            // The octree's total is unknown until its last level: report points decoded.
-            emit(Event::Progress {
-                stage: Stage::Decode,
-                done,
-                total: 0,
+        let refinement =
+            triposg_mesh::refine_with_surface(&options, |points| -> Result<Vec<f32>, JobError> {
+                check()?;
+                let n = points.len();
+                let flat: Vec<f32> = points.iter().flatten().copied().collect();
+                let points = Tensor::from_vec(flat, (1, n, 3), vae.device())?;
+                let sdf = vae
+                    .query(&kv, &points)?
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?;
+                done += n;
+                // The octree's total is unknown until its last level: report points decoded.
+                emit(Event::Progress {
+                    stage: Stage::Decode,
+                    done,
+                    total: 0,
+                });
+                Ok(sdf.to_vec1()?)
             });
-            Ok(sdf.to_vec1()?)
-        });
         refinement.map_err(|e| match e {
             OctreeError::Query(e) => e,
             other => JobError::InvalidParams(other.to_string()),
@@ -201,7 +204,7 @@ pub fn generate_shape(
     })?;
     check()?;
     stage(Stage::Surface, &mut on_event, |_| {
-        let mut mesh = triposg_mesh::octree::surface(&options, &refinement);
+        let mut mesh = surface.finish(&refinement);
         mesh.cleanup(triposg_mesh::DEFAULT_MIN_COMPONENT_FRACTION);
         if mesh.faces.is_empty() {
             return Err(JobError::NoSurface);

@@ -13,6 +13,9 @@ use rayon::prelude::*;
 use crate::marching_cubes::{cases, corner_offset, edge_origin};
 use crate::mesh::Mesh;
 
+mod streaming;
+pub(crate) use streaming::StreamingExtraction;
+
 /// Where samples sit: sample `(i, j, k)` is at `origin + (i, j, k) * spacing`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GridGeometry {
@@ -48,6 +51,12 @@ impl GridGeometry {
 
     pub fn position(&self, p: [f64; 3]) -> [f32; 3] {
         [0, 1, 2].map(|a| (self.origin[a] as f64 + p[a] * self.spacing[a] as f64) as f32)
+    }
+
+    /// Whether a sample is the lower corner of a cell, i.e. not on an upper face of the grid.
+    fn is_cell(&self, index: u64) -> bool {
+        let p = self.point(index);
+        (0..3).all(|a| p[a] + 1 < self.dims[a])
     }
 }
 
@@ -231,8 +240,8 @@ pub fn extract_sparse(grid: &SparseGrid, geometry: &GridGeometry) -> Mesh {
     let cells = grid
         .indices
         .iter()
-        .map(|&i| geometry.point(i))
-        .filter(|p| (0..3).all(|a| p[a] + 1 < geometry.dims[a]));
+        .filter(|&&i| geometry.is_cell(i))
+        .map(|&i| geometry.point(i));
     extract(grid, geometry, cells)
 }
 

@@ -23,6 +23,9 @@ pub use iso_surface::{
     GridGeometry, SparseGrid,
 };
 pub use mesh::{Aabb, Mesh};
-pub use octree::{extract_geometry, refine, OctreeError, OctreeOptions, Refinement, VertexFrame};
+pub use octree::{
+    extract_geometry, refine, refine_with_surface, OctreeError, OctreeOptions, Refinement,
+    SurfaceInProgress, VertexFrame,
+};
 pub use simplify::SimplifyReport;
 pub use topology::Topology;

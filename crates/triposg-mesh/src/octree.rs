@@ -13,7 +13,9 @@
 
 use rayon::prelude::*;
 
-use crate::iso_surface::{extract_sparse, extract_sparse_closed, seek, GridGeometry, SparseGrid};
+use crate::iso_surface::{
+    extract_sparse, extract_sparse_closed, seek, GridGeometry, SparseGrid, StreamingExtraction,
+};
 use crate::mesh::Mesh;
 
 /// Upstream's `min_resolution` and `mini_grid_num`, which fix the coarse grid at 63 cells.
@@ -184,17 +186,61 @@ impl OctreeOptions {
 /// `options.batch_size` points; returns the finest level's samples.
 pub fn refine<E>(
     options: &OctreeOptions,
-    mut query: impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
+    query: impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
 ) -> Result<Refinement, OctreeError<E>> {
+    Ok(refine_levels(options, query, false)?.0)
+}
+
+/// [`refine`], with the iso-surface of the finest level begun while its samples are decoded:
+/// parts of it are meshed on rayon's pool as their samples come in, so the CPU works while
+/// `query` waits on the GPU. [`SurfaceInProgress::finish`] gives the mesh [`surface`] would.
+pub fn refine_with_surface<E>(
+    options: &OctreeOptions,
+    query: impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
+) -> Result<(Refinement, SurfaceInProgress), OctreeError<E>> {
+    let (refinement, extraction) = refine_levels(options, query, true)?;
+    let surface = SurfaceInProgress {
+        options: *options,
+        extraction,
+    };
+    Ok((refinement, surface))
+}
+
+/// The iso-surface of a [`refine_with_surface`], in parts that may still be running.
+pub struct SurfaceInProgress {
+    options: OctreeOptions,
+    /// `None` where the extraction cannot start early: a surface closed at the bounds also
+    /// needs cells outside the grid.
+    extraction: Option<StreamingExtraction>,
+}
+
+impl SurfaceInProgress {
+    /// The mesh of `refinement`, the one this surface was begun for.
+    pub fn finish(self, refinement: &Refinement) -> Mesh {
+        match self.extraction {
+            Some(extraction) => {
+                extraction.finish(refinement.samples.indices(), refinement.samples.values())
+            }
+            None => surface(&self.options, refinement),
+        }
+    }
+}
+
+fn refine_levels<E>(
+    options: &OctreeOptions,
+    mut query: impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
+    stream_surface: bool,
+) -> Result<(Refinement, Option<StreamingExtraction>), OctreeError<E>> {
     options.validate()?;
     let resolutions = resolutions(options.depth);
     let mut level = options.level(resolutions[0], true);
     let all: Vec<u64> = (0..level.geometry().len()).collect();
-    let mut samples = evaluate(&level, all, options.batch_size, &mut query)?;
+    let mut samples = evaluate(&level, all, options.batch_size, &mut query, |_, _| {})?;
     let mut stats = vec![LevelStats {
         resolution: level.resolution,
         queries: samples.len(),
     }];
+    let mut extraction = None;
     for (i, &resolution) in resolutions.iter().enumerate().skip(1) {
         let last = i + 1 == resolutions.len();
         let marked = near_surface(&samples, &level.geometry(), options.close_at_bounds);
@@ -208,18 +254,35 @@ pub fn refine<E>(
             .map(|i| fine_geometry.index(level.geometry().point(i).map(|x| 2 * x)))
             .collect();
         let wanted = dilate(doubled, &fine_geometry, radius);
+        if last && stream_surface && !options.close_at_bounds {
+            extraction = Some(StreamingExtraction::new(
+                &wanted,
+                surface_geometry(options, &fine),
+            ));
+        }
         level = fine;
-        samples = evaluate(&level, wanted, options.batch_size, &mut query)?;
+        samples = evaluate(
+            &level,
+            wanted,
+            options.batch_size,
+            &mut query,
+            |indices, values| {
+                if let Some(extraction) = &mut extraction {
+                    extraction.advance(indices, values);
+                }
+            },
+        )?;
         stats.push(LevelStats {
             resolution,
             queries: samples.len(),
         });
     }
-    Ok(Refinement {
+    let refinement = Refinement {
         level,
         samples,
         stats,
-    })
+    };
+    Ok((refinement, extraction))
 }
 
 /// [`refine`] followed by iso-surface extraction at level 0 in the chosen vertex frame.
@@ -227,18 +290,14 @@ pub fn extract_geometry<E>(
     options: &OctreeOptions,
     query: impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
 ) -> Result<Mesh, OctreeError<E>> {
-    Ok(surface(options, &refine(options, query)?))
+    let (refinement, surface) = refine_with_surface(options, query)?;
+    Ok(surface.finish(&refinement))
 }
 
 /// Iso-surface at level 0 of a finished [`refine`], in the chosen vertex frame. Apart from
 /// [`extract_geometry`] so that a caller can report the two stages separately.
 pub fn surface(options: &OctreeOptions, refinement: &Refinement) -> Mesh {
-    let mut geometry = refinement.level.geometry();
-    if options.frame == VertexFrame::Upstream {
-        let cells = (1u64 << options.depth) as f64;
-        geometry.spacing =
-            [0, 1, 2].map(|a| ((options.bbox_max[a] - options.bbox_min[a]) / cells) as f32);
-    }
+    let geometry = surface_geometry(options, &refinement.level);
     if options.close_at_bounds {
         extract_sparse_closed(&refinement.samples, &geometry)
     } else {
@@ -246,11 +305,24 @@ pub fn surface(options: &OctreeOptions, refinement: &Refinement) -> Mesh {
     }
 }
 
+/// Where the vertices of `level`'s surface go: its samples' grid, or upstream's (see
+/// [`VertexFrame`]).
+fn surface_geometry(options: &OctreeOptions, level: &Level) -> GridGeometry {
+    let mut geometry = level.geometry();
+    if options.frame == VertexFrame::Upstream {
+        let cells = (1u64 << options.depth) as f64;
+        geometry.spacing =
+            [0, 1, 2].map(|a| ((options.bbox_max[a] - options.bbox_min[a]) / cells) as f32);
+    }
+    geometry
+}
+
 fn evaluate<E>(
     level: &Level,
     indices: Vec<u64>,
     batch_size: usize,
     query: &mut impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
+    mut decoded: impl FnMut(&[u64], &[f32]),
 ) -> Result<SparseGrid, OctreeError<E>> {
     let geometry = level.geometry();
     let mut values = Vec::with_capacity(indices.len());
@@ -266,6 +338,7 @@ fn evaluate<E>(
             });
         }
         values.extend(batch);
+        decoded(&indices, &values);
     }
     Ok(SparseGrid::from_sorted(indices, values))
 }

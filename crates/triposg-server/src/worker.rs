@@ -164,20 +164,32 @@ fn execute(
             &mut on_event,
         )?;
         let started = Instant::now();
-        let mut files = Vec::new();
-        for format in &params.formats {
-            let name = mesh_file_name(seed, format);
-            triposg_mesh::save(&mesh, &dir.join(&name))
-                .map_err(|e| io(&format!("write {name}"), &e))?;
-            files.push(name);
-        }
+        // The closedness check takes as long as the writing: both at once.
+        let (files, closed) = std::thread::scope(|s| {
+            let closed = s.spawn(|| mesh.topology().is_closed_manifold());
+            let files = params
+                .formats
+                .iter()
+                .map(|format| {
+                    let name = mesh_file_name(seed, format);
+                    triposg_mesh::save(&mesh, &dir.join(&name))
+                        .map_err(|e| io(&format!("write {name}"), &e))?;
+                    Ok(name)
+                })
+                .collect::<Result<Vec<_>, Failure>>();
+            (
+                files,
+                closed.join().expect("the topology check does not panic"),
+            )
+        });
+        let files = files?;
         *stage_seconds.borrow_mut().entry("save".into()).or_default() +=
             started.elapsed().as_secs_f64();
         let mut candidate = Candidate {
             seed,
             faces: mesh.faces.len(),
             vertices: mesh.vertices.len(),
-            closed: mesh.topology().is_closed_manifold(),
+            closed,
             size: mesh.bbox().map(|b| b.size()).unwrap_or_default(),
             files,
             print_files: Vec::new(),

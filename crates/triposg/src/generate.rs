@@ -228,8 +228,16 @@ impl Run<'_> {
                 &mut on_event,
             )?;
             let write_start = Instant::now();
-            let mut files = self.write_raw(stem, seed, &mesh)?;
-            let raw_closed = mesh.topology().is_closed_manifold();
+            // The closedness check takes as long as the writing: both at once.
+            let (files, raw_closed) = std::thread::scope(|s| {
+                let closed = s.spawn(|| mesh.topology().is_closed_manifold());
+                let files = self.write_raw(stem, seed, &mesh);
+                (
+                    files,
+                    closed.join().expect("the topology check does not panic"),
+                )
+            });
+            let mut files = files?;
             stage_seconds
                 .borrow_mut()
                 .push(("save".into(), write_start.elapsed().as_secs_f64()));

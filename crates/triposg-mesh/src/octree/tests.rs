@@ -174,6 +174,32 @@ fn upstream_frame_shrinks_towards_bbox_min() {
 }
 
 #[test]
+fn surface_begun_during_the_decode_is_the_surface_after_it() {
+    // Depth 8 and upstream's 10k batches: the finest level is ~20 parts of extraction
+    // started batch by batch; closed at the bounds, the surface waits for the decode.
+    let torus = |p: [f32; 3]| {
+        let q = [p[0] - 0.1, p[1] + 0.05, p[2]];
+        ((q[0] * q[0] + q[1] * q[1]).sqrt() - 0.55).hypot(q[2]) - 0.25
+    };
+    for close_at_bounds in [false, true] {
+        let opts = OctreeOptions {
+            depth: 8,
+            batch_size: 10_000,
+            frame: VertexFrame::Upstream,
+            close_at_bounds,
+            ..OctreeOptions::default()
+        };
+        let (refinement, begun) = refine_with_surface(&opts, logits(torus)).unwrap();
+        let after = surface(&opts, &refine(&opts, logits(torus)).unwrap());
+        assert!(after.faces.len() > 100_000, "{}", after.faces.len());
+        assert!(
+            begun.finish(&refinement) == after,
+            "closed: {close_at_bounds}"
+        );
+    }
+}
+
+#[test]
 fn batches_respect_the_batch_size_and_errors_propagate() {
     let opts = OctreeOptions {
         batch_size: 5000,
