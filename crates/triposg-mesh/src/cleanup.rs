@@ -1,9 +1,10 @@
 //! Removal of what generation leaves behind: floaters (small disconnected parts), degenerate
 //! and duplicate faces, and vertices no face uses.
 
-use ahash::AHashSet;
+use rayon::prelude::*;
 
 use crate::mesh::Mesh;
+use crate::rows::compressed_rows;
 
 /// Hunyuan3D drops components with fewer than 0.5% of the faces.
 pub const DEFAULT_MIN_COMPONENT_FRACTION: f64 = 0.005;
@@ -48,12 +49,36 @@ impl Mesh {
     /// Keeps the first of faces over the same three vertices, whatever their order or winding.
     pub fn remove_duplicate_faces(&mut self) -> usize {
         let before = self.faces.len();
-        let mut seen = AHashSet::with_capacity(self.faces.len());
-        self.faces.retain(|f| {
-            let mut key = *f;
-            key.sort_unstable();
-            seen.insert(key)
+        let sorted = |mut f: [u32; 3]| {
+            f.sort_unstable();
+            f
+        };
+        // Faces over the same vertices share their lowest one, so each face is compared only
+        // with the earlier faces of its lowest vertex (a handful), grouped in two linear
+        // passes: a hash set of every face missed the cache on nearly every insert and was
+        // most of the cleanup's time.
+        let (starts, faces_of) = compressed_rows(self.index_bound(), || {
+            self.faces
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (sorted(*f)[0] as usize, i as u32))
         });
+        let keep: Vec<bool> = self
+            .faces
+            .par_iter()
+            .enumerate()
+            .map(|(i, &f)| {
+                let key = sorted(f);
+                let lowest = key[0] as usize;
+                faces_of[starts[lowest] as usize..starts[lowest + 1] as usize]
+                    .iter()
+                    .take_while(|&&j| (j as usize) < i)
+                    .all(|&j| sorted(self.faces[j as usize]) != key)
+            })
+            .collect();
+        let mut keep = keep.into_iter();
+        self.faces
+            .retain(|_| keep.next().expect("one flag per face"));
         before - self.faces.len()
     }
 

@@ -52,6 +52,16 @@ impl Mesh {
         Self { vertices, faces }
     }
 
+    /// One past the largest vertex index a face uses (0 without faces): what tables indexed
+    /// by vertex need, even where a face points past the vertex list.
+    pub(crate) fn index_bound(&self) -> usize {
+        self.faces
+            .iter()
+            .flatten()
+            .max()
+            .map_or(0, |&v| v as usize + 1)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.faces.is_empty()
     }

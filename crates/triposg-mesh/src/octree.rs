@@ -328,8 +328,9 @@ fn evaluate<E>(
     let mut values = Vec::with_capacity(indices.len());
     let mut points = Vec::with_capacity(batch_size.min(indices.len()));
     for chunk in indices.chunks(batch_size) {
+        // In parallel: on a 16-core host this was the GPU's idle time between decode calls.
         points.clear();
-        points.extend(chunk.iter().map(|&i| level.position(geometry.point(i))));
+        points.par_extend(chunk.par_iter().map(|&i| level.position(geometry.point(i))));
         let batch = query(&points).map_err(OctreeError::Query)?;
         if batch.len() != points.len() {
             return Err(OctreeError::QueryLength {

@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use crate::mesh::Mesh;
+use crate::rows::compressed_rows;
 
 /// Edge and vertex statistics of a mesh. A printable solid has every count zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +42,9 @@ pub(crate) struct EdgeUse {
 }
 
 /// The faces on every undirected edge, edges in order of (low, high) vertex index and faces
-/// in index order. Built by sorting the three edges of every face: a hash map of per-edge
-/// lists costs an allocation per edge and a hash per corner, several times the time of one
-/// sort of integer keys, and iterates in no fixed order.
+/// in index order. Built from integer keys grouped by the edge's low vertex in two linear
+/// passes, then each vertex's handful sorted: a hash map of per-edge lists costs an allocation
+/// per edge and a hash per corner, and one sort of all the keys took several times as long.
 pub(crate) struct EdgeFaces {
     edges: Vec<(u32, u32)>,
     /// Edge `i` is used by `uses[starts[i]..starts[i + 1]]`.
@@ -53,37 +54,53 @@ pub(crate) struct EdgeFaces {
 
 impl EdgeFaces {
     pub(crate) fn of(mesh: &Mesh) -> Self {
-        // Key: the edge in the high 64 bits, then face and direction, so one integer sort
-        // groups the edges and keeps each edge's faces in order.
-        let mut keys: Vec<u128> = mesh
-            .faces
-            .par_iter()
-            .enumerate()
-            .flat_map_iter(|(i, f)| {
+        // Per low vertex, keys of the high vertex, then face and direction, so sorting a
+        // vertex's keys groups its edges and keeps each edge's faces in order.
+        let (rows, mut keys) = compressed_rows(mesh.index_bound(), || {
+            mesh.faces.iter().enumerate().flat_map(|(i, f)| {
                 [(f[0], f[1]), (f[1], f[2]), (f[2], f[0])].map(|(a, b)| {
-                    let edge = (u64::from(a.min(b)) << 32) | u64::from(a.max(b));
-                    (u128::from(edge) << 64) | (u128::from(i as u32) << 1) | u128::from(a < b)
+                    let key = (u64::from(a.max(b)) << 32) | ((i as u64) << 1) | u64::from(a < b);
+                    (a.min(b) as usize, key)
                 })
             })
-            .collect();
-        keys.par_sort_unstable();
+        });
+        // Blocks of consecutive vertices, each sorting its vertices' keys.
+        const BLOCK: usize = 4096;
+        let vertices = rows.len() - 1;
+        let mut blocks = Vec::with_capacity(vertices.div_ceil(BLOCK));
+        let mut rest = keys.as_mut_slice();
+        for v0 in (0..vertices).step_by(BLOCK) {
+            let v1 = (v0 + BLOCK).min(vertices);
+            let (block, tail) =
+                std::mem::take(&mut rest).split_at_mut((rows[v1] - rows[v0]) as usize);
+            blocks.push((v0..v1, block));
+            rest = tail;
+        }
+        blocks.into_par_iter().for_each(|(vertices, block)| {
+            let first = rows[vertices.start];
+            for v in vertices {
+                block[(rows[v] - first) as usize..(rows[v + 1] - first) as usize].sort_unstable();
+            }
+        });
         let mut table = Self {
             edges: Vec::with_capacity(keys.len() / 2 + 1),
             starts: Vec::with_capacity(keys.len() / 2 + 2),
             uses: Vec::with_capacity(keys.len()),
         };
-        let mut previous = None;
-        for key in keys {
-            let edge = (key >> 64) as u64;
-            if previous != Some(edge) {
-                previous = Some(edge);
-                table.edges.push(((edge >> 32) as u32, edge as u32));
-                table.starts.push(table.uses.len() as u32);
+        for (low, w) in rows.windows(2).enumerate() {
+            let mut previous = None;
+            for &key in &keys[w[0] as usize..w[1] as usize] {
+                let high = (key >> 32) as u32;
+                if previous != Some(high) {
+                    previous = Some(high);
+                    table.edges.push((low as u32, high));
+                    table.starts.push(table.uses.len() as u32);
+                }
+                table.uses.push(EdgeUse {
+                    face: (key as u32) >> 1,
+                    forward: key & 1 == 1,
+                });
             }
-            table.uses.push(EdgeUse {
-                face: (key as u64 >> 1) as u32,
-                forward: key & 1 == 1,
-            });
         }
         table.starts.push(table.uses.len() as u32);
         table
