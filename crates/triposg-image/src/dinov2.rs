@@ -24,14 +24,7 @@ fn resized_size(height: usize, width: usize) -> (usize, usize) {
 /// The model input `[3, 224, 224]` (channel-major) for an RGB image.
 pub fn pixel_values(image: &RgbImage) -> Vec<f32> {
     let (width, height) = (image.width() as usize, image.height() as usize);
-    let planar = Planar {
-        channels: 3,
-        height,
-        width,
-        data: (0..3)
-            .flat_map(|c| image.pixels().map(move |p| p.0[c]))
-            .collect(),
-    };
+    let planar = Planar::from_interleaved(3, height, width, image.as_raw());
     let (h, w) = resized_size(height, width);
     let resized = resize_pil_u8(&planar, h, w, Filter::Bicubic);
     let (top, left) = ((h - CROP) / 2, (w - CROP) / 2);

@@ -132,14 +132,7 @@ fn to_upstream_pixels(image: &DynamicImage) -> (Planar<u8>, Option<Planar<u8>>) 
         (true, false) => (floats(image.to_rgb16().into_raw()), 65535.0),
         (true, true) => (floats(image.to_rgba16().into_raw()), 65535.0),
     };
-    let mut planar = Planar {
-        channels,
-        height,
-        width,
-        data: (0..channels)
-            .flat_map(|c| samples.iter().skip(c).step_by(channels).copied())
-            .collect(),
-    };
+    let mut planar = Planar::from_interleaved(channels, height, width, &samples);
     let scale = MAX_SIDE as f64 / height.max(width) as f64;
     if scale < 1.0 {
         let (w, h) = (

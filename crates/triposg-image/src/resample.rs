@@ -3,6 +3,8 @@
 //! (`transforms.Resize(antialias=True)` around RMBG) and Pillow's 8-bit bicubic
 //! (transformers' DINOv2 preprocessing). Images are planar: `[channel][row][column]`.
 
+use rayon::prelude::*;
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Filter {
     Bilinear,
@@ -93,6 +95,20 @@ pub(crate) struct Planar<T> {
 }
 
 impl<T: Copy> Planar<T> {
+    /// From pixels stored channel after channel (`[row][column][channel]`).
+    pub fn from_interleaved(channels: usize, height: usize, width: usize, pixels: &[T]) -> Self {
+        let mut data = Vec::with_capacity(pixels.len());
+        for c in 0..channels {
+            data.extend(pixels.chunks_exact(channels).map(|px| px[c]));
+        }
+        Planar {
+            channels,
+            height,
+            width,
+            data,
+        }
+    }
+
     pub fn map<U>(&self, f: impl Fn(T) -> U) -> Planar<U> {
         Planar {
             channels: self.channels,
@@ -111,39 +127,43 @@ impl<T: Copy> Planar<T> {
 /// Rows first, then columns, as OpenCV, Pillow and torch all do; `dot` folds one output
 /// sample from its (input, weight) pairs in input order, so each library's accumulation and
 /// rounding can be reproduced. A pass whose size does not change is skipped, as Pillow does.
-pub(crate) fn separable<T: Copy + Default, W: Copy>(
+pub(crate) fn separable<T: Copy + Default + Send + Sync, W: Copy + Sync>(
     src: &Planar<T>,
     (width, columns): (usize, &Taps<W>),
     (height, rows): (usize, &Taps<W>),
-    dot: impl Fn(&mut dyn Iterator<Item = (T, W)>) -> T,
+    dot: impl Fn(&[T], &[W]) -> T + Sync,
 ) -> Planar<T> {
+    // Output rows in parallel: each output sample is computed as before, so the result does
+    // not depend on the thread count.
     let mut tmp = src.clone();
     if width != src.width {
         tmp.width = width;
-        tmp.data = Vec::with_capacity(src.channels * src.height * width);
-        for line in src.data.chunks_exact(src.width) {
-            for (first, w) in columns {
-                let mut samples = w.iter().enumerate().map(|(j, &w)| (line[first + j], w));
-                tmp.data.push(dot(&mut samples));
-            }
-        }
+        tmp.data = src
+            .data
+            .par_chunks_exact(src.width)
+            .flat_map_iter(|line| {
+                columns
+                    .iter()
+                    .map(|(first, w)| dot(&line[*first..*first + w.len()], w))
+            })
+            .collect();
     }
     if height == src.height {
         return tmp;
     }
     let mut out = vec![T::default(); src.channels * height * width];
-    for c in 0..src.channels {
-        let plane = tmp.plane(c);
-        for (y, (first, w)) in rows.iter().enumerate() {
-            for x in 0..width {
-                let mut samples = w
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &w)| (plane[(first + j) * width + x], w));
-                out[(c * height + y) * width + x] = dot(&mut samples);
+    out.par_chunks_exact_mut(width)
+        .enumerate()
+        .for_each(|(row, out)| {
+            let plane = tmp.plane(row / height);
+            let (first, w) = &rows[row % height];
+            let mut column = Vec::with_capacity(w.len());
+            for (x, out) in out.iter_mut().enumerate() {
+                column.clear();
+                column.extend((0..w.len()).map(|j| plane[(first + j) * width + x]));
+                *out = dot(&column, w);
             }
-        }
-    }
+        });
     Planar {
         channels: src.channels,
         height,
@@ -153,8 +173,11 @@ pub(crate) fn separable<T: Copy + Default, W: Copy>(
 }
 
 /// Sum of products in f32, in input order, as OpenCV's and torch's float kernels accumulate.
-fn dot_f32(samples: &mut dyn Iterator<Item = (f32, f32)>) -> f32 {
-    samples.fold(0.0, |acc, (v, w)| acc + v * w)
+fn dot_f32(values: &[f32], weights: &[f32]) -> f32 {
+    values
+        .iter()
+        .zip(weights)
+        .fold(0.0, |acc, (v, w)| acc + v * w)
 }
 
 fn f32_taps(taps: Taps<f64>) -> Taps<f32> {
@@ -225,10 +248,13 @@ pub(crate) fn resize_pil_u8(
         src,
         (width, &fixed_taps(filter_taps(src.width, width, filter))),
         (height, &fixed_taps(filter_taps(src.height, height, filter))),
-        |samples| {
-            let acc = samples.fold(1i64 << (PRECISION_BITS - 1), |acc, (v, w)| {
-                acc + i64::from(v) * w
-            });
+        |values, weights| {
+            let acc = values
+                .iter()
+                .zip(weights)
+                .fold(1i64 << (PRECISION_BITS - 1), |acc, (&v, w)| {
+                    acc + i64::from(v) * w
+                });
             (acc >> PRECISION_BITS).clamp(0, 255) as u8
         },
     )
