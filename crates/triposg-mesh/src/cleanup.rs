@@ -1,10 +1,8 @@
 //! Removal of what generation leaves behind: floaters (small disconnected parts), degenerate
 //! and duplicate faces, and vertices no face uses.
 
-use rayon::prelude::*;
-
 use crate::mesh::Mesh;
-use crate::rows::compressed_rows;
+use crate::rows::{compressed_rows, sort_rows};
 
 /// Hunyuan3D drops components with fewer than 0.5% of the faces.
 pub const DEFAULT_MIN_COMPONENT_FRACTION: f64 = 0.005;
@@ -53,29 +51,24 @@ impl Mesh {
             f.sort_unstable();
             f
         };
-        // Faces over the same vertices share their lowest one, so each face is compared only
-        // with the earlier faces of its lowest vertex (a handful), grouped in two linear
-        // passes: a hash set of every face missed the cache on nearly every insert and was
-        // most of the cleanup's time.
-        let (starts, faces_of) = compressed_rows(self.index_bound(), || {
-            self.faces
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (sorted(*f)[0] as usize, i as u32))
-        });
-        let keep: Vec<bool> = self
-            .faces
-            .par_iter()
-            .enumerate()
-            .map(|(i, &f)| {
-                let key = sorted(f);
-                let lowest = key[0] as usize;
-                faces_of[starts[lowest] as usize..starts[lowest + 1] as usize]
-                    .iter()
-                    .take_while(|&&j| (j as usize) < i)
-                    .all(|&j| sorted(self.faces[j as usize]) != key)
+        // Faces over the same vertices share their lowest one: grouped by it in two linear
+        // passes, each vertex's faces sorted by (vertices, index) put every duplicate right
+        // after the first of its kind. A hash set of every face missed the cache on nearly
+        // every insert and was most of the cleanup's time.
+        let (starts, mut keyed) = compressed_rows(self.index_bound(), || {
+            self.faces.iter().enumerate().map(|(i, f)| {
+                let key = sorted(*f);
+                (key[0] as usize, (key, i as u32))
             })
-            .collect();
+        });
+        sort_rows(&starts, &mut keyed);
+        let mut keep = vec![true; self.faces.len()];
+        for pair in keyed.windows(2) {
+            // Equal keys share their lowest vertex, hence their row.
+            if pair[0].0 == pair[1].0 {
+                keep[pair[1].1 as usize] = false;
+            }
+        }
         let mut keep = keep.into_iter();
         self.faces
             .retain(|_| keep.next().expect("one flag per face"));
@@ -185,6 +178,23 @@ mod tests {
         assert!(mesh.face_components().iter().all(|&c| c == 0));
         let bbox = mesh.bbox().unwrap();
         assert!(bbox.max.iter().all(|&x| x < 0.61));
+    }
+
+    #[test]
+    fn duplicates_around_a_busy_vertex_keep_the_first() {
+        // A fan of 3000 faces around vertex 0 (as a cap's centre), every tenth repeated later
+        // rotated or flipped.
+        let n = 3000u32;
+        let vertices = vec![[0.0f32; 3]; n as usize + 2];
+        let mut faces: Vec<[u32; 3]> = (1..=n).map(|i| [0, i, i + 1]).collect();
+        let originals = faces.clone();
+        for i in (0..n as usize).step_by(10) {
+            let [a, b, c] = originals[i];
+            faces.push(if i % 20 == 0 { [b, c, a] } else { [a, c, b] });
+        }
+        let mut mesh = Mesh::new(vertices, faces);
+        assert_eq!(mesh.remove_duplicate_faces(), 300);
+        assert_eq!(mesh.faces, originals);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use crate::mesh::Mesh;
-use crate::rows::compressed_rows;
+use crate::rows::{compressed_rows, sort_rows};
 
 /// Edge and vertex statistics of a mesh. A printable solid has every count zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,10 @@ pub(crate) struct EdgeFaces {
 
 impl EdgeFaces {
     pub(crate) fn of(mesh: &Mesh) -> Self {
+        debug_assert!(
+            mesh.faces.len() < 1 << 31,
+            "face indices take 31 bits of a key"
+        );
         // Per low vertex, keys of the high vertex, then face and direction, so sorting a
         // vertex's keys groups its edges and keeps each edge's faces in order.
         let (rows, mut keys) = compressed_rows(mesh.index_bound(), || {
@@ -64,24 +68,7 @@ impl EdgeFaces {
                 })
             })
         });
-        // Blocks of consecutive vertices, each sorting its vertices' keys.
-        const BLOCK: usize = 4096;
-        let vertices = rows.len() - 1;
-        let mut blocks = Vec::with_capacity(vertices.div_ceil(BLOCK));
-        let mut rest = keys.as_mut_slice();
-        for v0 in (0..vertices).step_by(BLOCK) {
-            let v1 = (v0 + BLOCK).min(vertices);
-            let (block, tail) =
-                std::mem::take(&mut rest).split_at_mut((rows[v1] - rows[v0]) as usize);
-            blocks.push((v0..v1, block));
-            rest = tail;
-        }
-        blocks.into_par_iter().for_each(|(vertices, block)| {
-            let first = rows[vertices.start];
-            for v in vertices {
-                block[(rows[v] - first) as usize..(rows[v + 1] - first) as usize].sort_unstable();
-            }
-        });
+        sort_rows(&rows, &mut keys);
         let mut table = Self {
             edges: Vec::with_capacity(keys.len() / 2 + 1),
             starts: Vec::with_capacity(keys.len() / 2 + 2),

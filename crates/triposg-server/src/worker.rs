@@ -179,7 +179,9 @@ fn execute(
                 .collect::<Result<Vec<_>, Failure>>();
             (
                 files,
-                closed.join().expect("the topology check does not panic"),
+                closed
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             )
         });
         let files = files?;

@@ -234,7 +234,9 @@ impl Run<'_> {
                 let files = self.write_raw(stem, seed, &mesh);
                 (
                     files,
-                    closed.join().expect("the topology check does not panic"),
+                    closed
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
                 )
             });
             let mut files = files?;

@@ -8,6 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::OnceLock;
 
+use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use super::{extract_part, merge_parts, GridGeometry, Part, SparseGrid, CELLS_PER_PART};
@@ -42,6 +43,7 @@ struct Chunk {
 /// The parts of one extraction, each started on [`pool`] as soon as its samples are in.
 pub(crate) struct StreamingExtraction {
     geometry: GridGeometry,
+    samples: usize,
     chunks: Vec<Chunk>,
     started: usize,
     sender: Sender<(usize, PartResult)>,
@@ -52,35 +54,33 @@ impl StreamingExtraction {
     /// The extraction of the samples at `indices` (sorted, unique) of a grid with `geometry`,
     /// none of whose values is known yet.
     pub fn new(indices: &[u64], geometry: GridGeometry) -> Self {
+        // In parallel: this runs between the last level's GPU batches.
+        let cells: Vec<usize> = (0..indices.len())
+            .into_par_iter()
+            .filter(|&at| geometry.is_cell(indices[at]))
+            .collect();
         // The farthest corner of a cell, (1, 1, 1) from its lower one.
         let reach = geometry.index([1, 1, 1]);
-        let mut chunks = Vec::new();
-        let (mut first, mut cells) = (0, 0);
-        for (at, &i) in indices.iter().enumerate() {
-            if !geometry.is_cell(i) {
-                continue;
-            }
-            cells += 1;
-            if cells == CELLS_PER_PART {
-                let needs = indices.partition_point(|&j| j <= i + reach);
-                chunks.push(Chunk {
-                    first,
-                    end: at + 1,
-                    needs,
-                });
-                (first, cells) = (at + 1, 0);
-            }
-        }
-        if cells > 0 {
-            chunks.push(Chunk {
-                first,
-                end: indices.len(),
-                needs: indices.len(),
-            });
-        }
+        let mut first = 0;
+        let chunks = cells
+            .chunks(CELLS_PER_PART)
+            .map(|part| {
+                let last = part[part.len() - 1];
+                let end = if last == cells[cells.len() - 1] {
+                    indices.len()
+                } else {
+                    last + 1
+                };
+                let needs = indices.partition_point(|&j| j <= indices[last] + reach);
+                let chunk = Chunk { first, end, needs };
+                first = end;
+                chunk
+            })
+            .collect();
         let (sender, receiver) = channel();
         Self {
             geometry,
+            samples: indices.len(),
             chunks,
             started: 0,
             sender,
@@ -98,17 +98,17 @@ impl StreamingExtraction {
                 indices: indices[chunk.first..chunk.needs].to_vec(),
                 values: values[chunk.first..chunk.needs].to_vec(),
             };
-            let geometry = self.geometry;
-            let cells: Vec<u64> = indices[chunk.first..chunk.end]
-                .iter()
-                .copied()
-                .filter(|&i| geometry.is_cell(i))
-                .collect();
+            let (cells, geometry) = (chunk.end - chunk.first, self.geometry);
             let (k, sender) = (self.started, self.sender.clone());
             pool().spawn(move || {
                 // A panic is carried to `finish`, to resume on the caller's thread as the
                 // extraction's would: in a pool thread it would abort the process.
                 let part = panic::catch_unwind(AssertUnwindSafe(|| {
+                    let cells: Vec<u64> = samples.indices[..cells]
+                        .iter()
+                        .copied()
+                        .filter(|&i| geometry.is_cell(i))
+                        .collect();
                     extract_part(&samples, &geometry, &cells)
                 }));
                 // The receiver is gone only when the job was abandoned (an error mid-decode).
@@ -118,27 +118,39 @@ impl StreamingExtraction {
         }
     }
 
-    /// The mesh, once every value of `indices` is in `values`.
+    /// The mesh, once every value of `indices`, the samples this extraction was made for, is
+    /// in `values`.
     ///
     /// # Panics
-    /// If `values` is short, or with the panic of a part's extraction.
+    /// If `indices` or `values` is not the whole sample list, or with the panic of a part's
+    /// extraction.
     pub fn finish(mut self, indices: &[u64], values: &[f32]) -> Mesh {
-        assert_eq!(indices.len(), values.len(), "every sample must be known");
+        assert!(
+            indices.len() == self.samples && values.len() == self.samples,
+            "every sample must be known"
+        );
         self.advance(indices, values);
-        let mut parts: Vec<Option<Part>> = (0..self.chunks.len()).map(|_| None).collect();
-        for _ in 0..self.chunks.len() {
-            let (k, part) = self
-                .receiver
-                .recv()
-                .expect("every started part sends its result");
+        let Self {
+            geometry,
+            chunks,
+            started,
+            sender,
+            receiver,
+            ..
+        } = self;
+        assert_eq!(started, chunks.len(), "every part has started");
+        // Only the parts hold senders now: a part that never reports ends the wait.
+        drop(sender);
+        let mut parts: Vec<Option<Part>> = (0..chunks.len()).map(|_| None).collect();
+        for (k, part) in receiver {
             parts[k] = Some(part.unwrap_or_else(|payload| panic::resume_unwind(payload)));
         }
         merge_parts(
             parts
                 .into_iter()
-                .map(|p| p.expect("one result per part"))
+                .map(|p| p.expect("every part reports its result"))
                 .collect(),
-            &self.geometry,
+            &geometry,
         )
     }
 }
