@@ -192,7 +192,7 @@ pub fn refine<E>(
 }
 
 /// [`refine`], with the iso-surface of the finest level begun while its samples are decoded:
-/// parts of it are meshed on threads of their own as their samples come in, so the CPU works while
+/// parts of it are meshed on rayon's pool as their samples come in, so the CPU works while
 /// `query` waits on the GPU. [`SurfaceInProgress::finish`] gives the mesh [`surface`] would.
 pub fn refine_with_surface<E>(
     options: &OctreeOptions,

@@ -6,29 +6,13 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::OnceLock;
 
 use rayon::prelude::*;
-use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use super::{extract_part, merge_parts, GridGeometry, Part, SparseGrid, CELLS_PER_PART};
 use crate::mesh::Mesh;
 
 type PartResult = std::thread::Result<Part>;
-
-/// The parts' own threads, half of rayon's. On the global pool, the decode's own parallel
-/// work (the next batch's points) queued behind them while the GPU waited: with the parts
-/// there, an H200 host's decode stage took ~0.1 s longer.
-fn pool() -> &'static ThreadPool {
-    static POOL: OnceLock<ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        ThreadPoolBuilder::new()
-            .num_threads((rayon::current_num_threads() / 2).max(1))
-            .thread_name(|i| format!("mesh-parts-{i}"))
-            .build()
-            .expect("threads for the mesh parts")
-    })
-}
 
 /// One part's cells and the samples its cells reach.
 struct Chunk {
@@ -40,7 +24,7 @@ struct Chunk {
     needs: usize,
 }
 
-/// The parts of one extraction, each started on [`pool`] as soon as its samples are in.
+/// The parts of one extraction, each started on rayon's pool as soon as its samples are in.
 pub(crate) struct StreamingExtraction {
     geometry: GridGeometry,
     samples: usize,
@@ -100,7 +84,7 @@ impl StreamingExtraction {
             };
             let (cells, geometry) = (chunk.end - chunk.first, self.geometry);
             let (k, sender) = (self.started, self.sender.clone());
-            pool().spawn(move || {
+            rayon::spawn(move || {
                 // A panic is carried to `finish`, to resume on the caller's thread as the
                 // extraction's would: in a pool thread it would abort the process.
                 let part = panic::catch_unwind(AssertUnwindSafe(|| {
