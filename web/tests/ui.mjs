@@ -43,7 +43,9 @@ function serve(weights, outputs) {
     server.stderr.on('data', (d) => {
       log += d;
       own += d;
-      const m = own.match(/serving on (http:\/\/[^\s]+)/);
+      // Only a whole line: stderr can arrive cut mid-address, and a cut address ("http://12")
+      // sent Chromium elsewhere (the CI flakes where a page never showed its banner or form).
+      const m = own.match(/serving on (http:\/\/\S+)\n/);
       if (m) ok(m[1]);
     });
     server.on('exit', (code) => no(new Error(`server exited (${code}):\n${log}`)));
