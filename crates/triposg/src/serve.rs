@@ -1,5 +1,6 @@
 //! `triposg serve`: the web app (UI, API, queue) on port 5000 like the old app.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -109,7 +110,10 @@ pub fn run(weights: &Path, args: &ServeArgs) -> Result<bool> {
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = runtime.block_on(async {
         let server = triposg_server::start(config).await?;
-        eprintln!("triposg serving on http://{}", server.addr);
+        // One write for the whole line: scripts wait for it, and `eprintln!` writes the
+        // address piece by piece, so a reader could see "http://127" and go there.
+        let ready = format!("triposg serving on http://{}\n", server.addr);
+        let _ = std::io::stderr().write_all(ready.as_bytes());
         stop_signal().await;
         eprintln!("stopping: running jobs are cancelled and run again after a restart");
         server.shutdown().await?;
