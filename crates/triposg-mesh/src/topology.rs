@@ -115,6 +115,19 @@ impl EdgeFaces {
 }
 
 impl Mesh {
+    /// Runs `work` (the mesh's file writes) while [`Topology::is_closed_manifold`] is checked
+    /// on another thread: the check takes about as long as the writing.
+    pub fn closed_manifold_beside<T>(&self, work: impl FnOnce() -> T) -> (T, bool) {
+        std::thread::scope(|s| {
+            let closed = s.spawn(|| self.topology().is_closed_manifold());
+            let done = work();
+            let closed = closed
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (done, closed)
+        })
+    }
+
     pub fn topology(&self) -> Topology {
         let edges = EdgeFaces::of(self);
         let mut topology = Topology {

@@ -164,10 +164,8 @@ fn execute(
             &mut on_event,
         )?;
         let started = Instant::now();
-        // The closedness check takes as long as the writing: both at once.
-        let (files, closed) = std::thread::scope(|s| {
-            let closed = s.spawn(|| mesh.topology().is_closed_manifold());
-            let files = params
+        let (files, closed) = mesh.closed_manifold_beside(|| {
+            params
                 .formats
                 .iter()
                 .map(|format| {
@@ -176,13 +174,7 @@ fn execute(
                         .map_err(|e| io(&format!("write {name}"), &e))?;
                     Ok(name)
                 })
-                .collect::<Result<Vec<_>, Failure>>();
-            (
-                files,
-                closed
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            )
+                .collect::<Result<Vec<_>, Failure>>()
         });
         let files = files?;
         *stage_seconds.borrow_mut().entry("save".into()).or_default() +=

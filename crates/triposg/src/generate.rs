@@ -228,17 +228,8 @@ impl Run<'_> {
                 &mut on_event,
             )?;
             let write_start = Instant::now();
-            // The closedness check takes as long as the writing: both at once.
-            let (files, raw_closed) = std::thread::scope(|s| {
-                let closed = s.spawn(|| mesh.topology().is_closed_manifold());
-                let files = self.write_raw(stem, seed, &mesh);
-                (
-                    files,
-                    closed
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                )
-            });
+            let (files, raw_closed) =
+                mesh.closed_manifold_beside(|| self.write_raw(stem, seed, &mesh));
             let mut files = files?;
             stage_seconds
                 .borrow_mut()
