@@ -2,11 +2,13 @@
 //! octree SDF queries in large batches, iso-surface, cleanup and optional decimation.
 
 use std::ops::ControlFlow;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use candle_core::{DType, Tensor};
-use triposg_mesh::{Mesh, OctreeError, OctreeOptions};
+use candle_core::Tensor;
+use triposg_mesh::{Mesh, OctreeError, OctreeOptions, SdfSource};
 use triposg_model::denoise::{denoise, initial_noise, DenoiseError};
+use triposg_model::read_back::{Pending, ReadBack};
+use triposg_model::vae::TripoSGVae;
 
 use crate::events::{Cancel, Event, Stage};
 use crate::models::Models;
@@ -177,26 +179,17 @@ pub fn generate_shape(
     let (refinement, surface) = stage(Stage::Decode, &mut on_event, |emit| {
         let vae = models.vae()?;
         let kv = vae.kv_tokens(&latents)?;
-        let mut done = 0;
-        let refinement =
-            triposg_mesh::refine_with_surface(&options, |points| -> Result<Vec<f32>, JobError> {
-                check()?;
-                let n = points.len();
-                let flat: Vec<f32> = points.iter().flatten().copied().collect();
-                let points = Tensor::from_vec(flat, (1, n, 3), vae.device())?;
-                let sdf = vae
-                    .query(&kv, &points)?
-                    .to_dtype(DType::F32)?
-                    .flatten_all()?;
-                done += n;
-                // The octree's total is unknown until its last level: report points decoded.
-                emit(Event::Progress {
-                    stage: Stage::Decode,
-                    done,
-                    total: 0,
-                });
-                Ok(sdf.to_vec1()?)
-            });
+        let source = VaeSource {
+            vae: &vae,
+            kv: &kv,
+            read_back: ReadBack::new(),
+            check: &check,
+            emit,
+            done: 0,
+            batches: 0,
+            waited: Duration::ZERO,
+        };
+        let refinement = triposg_mesh::refine_with_surface(&options, source);
         refinement.map_err(|e| match e {
             OctreeError::Query(e) => e,
             other => JobError::InvalidParams(other.to_string()),
@@ -216,4 +209,63 @@ pub fn generate_shape(
         }
         Ok(mesh)
     })
+}
+
+/// The VAE as the octree's sample source: each batch's values are read back while the device
+/// computes the next batch.
+struct VaeSource<'a, C, E> {
+    vae: &'a TripoSGVae,
+    kv: &'a Tensor,
+    read_back: ReadBack,
+    check: &'a C,
+    emit: E,
+    /// Points decoded, batches collected and the host's time waiting for them.
+    done: usize,
+    batches: usize,
+    waited: Duration,
+}
+
+impl<C, E> SdfSource for VaeSource<'_, C, E>
+where
+    C: Fn() -> Result<(), JobError>,
+    E: FnMut(Event),
+{
+    type Error = JobError;
+    type Pending = Pending;
+
+    fn submit(&mut self, points: &[[f32; 3]]) -> Result<Pending, JobError> {
+        (self.check)()?;
+        let n = points.len();
+        let flat: Vec<f32> = points.iter().flatten().copied().collect();
+        let points = Tensor::from_vec(flat, (1, n, 3), self.vae.device())?;
+        let sdf = self.vae.query(self.kv, &points)?;
+        Ok(self.read_back.start(&sdf)?)
+    }
+
+    fn collect(&mut self, pending: Pending) -> Result<Vec<f32>, JobError> {
+        let start = Instant::now();
+        let values = pending.wait()?;
+        self.waited += start.elapsed();
+        self.batches += 1;
+        self.done += values.len();
+        // The octree's total is unknown until its last level: report points decoded.
+        (self.emit)(Event::Progress {
+            stage: Stage::Decode,
+            done: self.done,
+            total: 0,
+        });
+        Ok(values)
+    }
+}
+
+impl<C, E> Drop for VaeSource<'_, C, E> {
+    /// Where a decode's time went: waiting on the device, or on the host between batches.
+    fn drop(&mut self) {
+        tracing::debug!(
+            points = self.done,
+            batches = self.batches,
+            waited_s = self.waited.as_secs_f64(),
+            "decode finished"
+        );
+    }
 }

@@ -25,7 +25,7 @@ pub use iso_surface::{
 pub use mesh::{Aabb, Mesh};
 pub use octree::{
     extract_geometry, refine, refine_with_surface, OctreeError, OctreeOptions, Refinement,
-    SurfaceInProgress, VertexFrame,
+    SdfSource, SurfaceInProgress, VertexFrame,
 };
 pub use simplify::SimplifyReport;
 pub use topology::Topology;

@@ -182,23 +182,51 @@ impl OctreeOptions {
     }
 }
 
-/// Runs the coarse grid and the refinement levels, calling `query` with batches of at most
-/// `options.batch_size` points; returns the finest level's samples.
-pub fn refine<E>(
+/// Where the samples' values come from, in two steps: `submit` starts a batch and `collect`
+/// waits for its values. The octree submits each batch before collecting the one before it, so
+/// a GPU works through the next batch while the host takes the values of the last. A function
+/// `FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>` is a source whose values are there at once.
+pub trait SdfSource {
+    type Error;
+    /// A submitted batch, until it is collected.
+    type Pending;
+    fn submit(&mut self, points: &[[f32; 3]]) -> Result<Self::Pending, Self::Error>;
+    fn collect(&mut self, pending: Self::Pending) -> Result<Vec<f32>, Self::Error>;
+}
+
+impl<F, E> SdfSource for F
+where
+    F: FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
+{
+    type Error = E;
+    type Pending = Vec<f32>;
+
+    fn submit(&mut self, points: &[[f32; 3]]) -> Result<Vec<f32>, E> {
+        self(points)
+    }
+
+    fn collect(&mut self, values: Vec<f32>) -> Result<Vec<f32>, E> {
+        Ok(values)
+    }
+}
+
+/// Runs the coarse grid and the refinement levels, submitting batches of at most
+/// `options.batch_size` points to `source`; returns the finest level's samples.
+pub fn refine<S: SdfSource>(
     options: &OctreeOptions,
-    query: impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
-) -> Result<Refinement, OctreeError<E>> {
-    Ok(refine_levels(options, query, false)?.0)
+    source: S,
+) -> Result<Refinement, OctreeError<S::Error>> {
+    Ok(refine_levels(options, source, false)?.0)
 }
 
 /// [`refine`], with the iso-surface of the finest level begun while its samples are decoded:
 /// parts of it are meshed on rayon's pool as their samples come in, so the CPU works while
-/// `query` waits on the GPU. [`SurfaceInProgress::finish`] gives the mesh [`surface`] would.
-pub fn refine_with_surface<E>(
+/// `source` waits on the GPU. [`SurfaceInProgress::finish`] gives the mesh [`surface`] would.
+pub fn refine_with_surface<S: SdfSource>(
     options: &OctreeOptions,
-    query: impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
-) -> Result<(Refinement, SurfaceInProgress), OctreeError<E>> {
-    let (refinement, extraction) = refine_levels(options, query, true)?;
+    source: S,
+) -> Result<(Refinement, SurfaceInProgress), OctreeError<S::Error>> {
+    let (refinement, extraction) = refine_levels(options, source, true)?;
     let surface = SurfaceInProgress {
         options: *options,
         extraction,
@@ -226,16 +254,16 @@ impl SurfaceInProgress {
     }
 }
 
-fn refine_levels<E>(
+fn refine_levels<S: SdfSource>(
     options: &OctreeOptions,
-    mut query: impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
+    mut source: S,
     stream_surface: bool,
-) -> Result<(Refinement, Option<StreamingExtraction>), OctreeError<E>> {
+) -> Result<(Refinement, Option<StreamingExtraction>), OctreeError<S::Error>> {
     options.validate()?;
     let resolutions = resolutions(options.depth);
     let mut level = options.level(resolutions[0], true);
     let all: Vec<u64> = (0..level.geometry().len()).collect();
-    let mut samples = evaluate(&level, all, options.batch_size, &mut query, |_, _| {})?;
+    let mut samples = evaluate(&level, all, options.batch_size, &mut source, |_, _| {})?;
     let mut stats = vec![LevelStats {
         resolution: level.resolution,
         queries: samples.len(),
@@ -265,7 +293,7 @@ fn refine_levels<E>(
             &level,
             wanted,
             options.batch_size,
-            &mut query,
+            &mut source,
             |indices, values| {
                 if let Some(extraction) = &mut extraction {
                     extraction.advance(indices, values);
@@ -286,11 +314,11 @@ fn refine_levels<E>(
 }
 
 /// [`refine`] followed by iso-surface extraction at level 0 in the chosen vertex frame.
-pub fn extract_geometry<E>(
+pub fn extract_geometry<S: SdfSource>(
     options: &OctreeOptions,
-    query: impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
-) -> Result<Mesh, OctreeError<E>> {
-    let (refinement, surface) = refine_with_surface(options, query)?;
+    source: S,
+) -> Result<Mesh, OctreeError<S::Error>> {
+    let (refinement, surface) = refine_with_surface(options, source)?;
     Ok(surface.finish(&refinement))
 }
 
@@ -317,29 +345,44 @@ fn surface_geometry(options: &OctreeOptions, level: &Level) -> GridGeometry {
     geometry
 }
 
-fn evaluate<E>(
+fn evaluate<S: SdfSource>(
     level: &Level,
     indices: Vec<u64>,
     batch_size: usize,
-    query: &mut impl FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>,
+    source: &mut S,
     mut decoded: impl FnMut(&[u64], &[f32]),
-) -> Result<SparseGrid, OctreeError<E>> {
+) -> Result<SparseGrid, OctreeError<S::Error>> {
     let geometry = level.geometry();
     let mut values = Vec::with_capacity(indices.len());
     let mut points = Vec::with_capacity(batch_size.min(indices.len()));
-    for chunk in indices.chunks(batch_size) {
-        // In parallel: on a 16-core host this was the GPU's idle time between decode calls.
-        points.clear();
-        points.par_extend(chunk.par_iter().map(|&i| level.position(geometry.point(i))));
-        let batch = query(&points).map_err(OctreeError::Query)?;
-        if batch.len() != points.len() {
+    // The batch submitted last, not yet collected: its length and handle.
+    let mut in_flight: Option<(usize, S::Pending)> = None;
+    let mut collect = |(expected, pending): (usize, S::Pending),
+                       source: &mut S,
+                       values: &mut Vec<f32>|
+     -> Result<(), OctreeError<S::Error>> {
+        let batch = source.collect(pending).map_err(OctreeError::Query)?;
+        if batch.len() != expected {
             return Err(OctreeError::QueryLength {
-                expected: points.len(),
+                expected,
                 got: batch.len(),
             });
         }
         values.extend(batch);
-        decoded(&indices, &values);
+        decoded(&indices, values);
+        Ok(())
+    };
+    for chunk in indices.chunks(batch_size) {
+        // In parallel: on a 16-core host this was the GPU's idle time between decode calls.
+        points.clear();
+        points.par_extend(chunk.par_iter().map(|&i| level.position(geometry.point(i))));
+        let pending = source.submit(&points).map_err(OctreeError::Query)?;
+        if let Some(previous) = in_flight.replace((points.len(), pending)) {
+            collect(previous, source, &mut values)?;
+        }
+    }
+    if let Some(last) = in_flight {
+        collect(last, source, &mut values)?;
     }
     Ok(SparseGrid::from_sorted(indices, values))
 }

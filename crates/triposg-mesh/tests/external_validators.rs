@@ -270,11 +270,14 @@ fn generated_fixture() {
         close_at_bounds: false,
         ..OctreeOptions::default()
     };
-    let mut mesh = extract_geometry(&options, |points| -> candle_core::Result<Vec<f32>> {
-        let flat: Vec<f32> = points.iter().flatten().copied().collect();
-        let xyz = Tensor::from_vec(flat, (1, points.len(), 3), &Device::Cpu)?;
-        vae.query(&kv, &xyz)?.flatten_all()?.to_vec1::<f32>()
-    })
+    let mut mesh = extract_geometry(
+        &options,
+        |points: &[[f32; 3]]| -> candle_core::Result<Vec<f32>> {
+            let flat: Vec<f32> = points.iter().flatten().copied().collect();
+            let xyz = Tensor::from_vec(flat, (1, points.len(), 3), &Device::Cpu)?;
+            vae.query(&kv, &xyz)?.flatten_all()?.to_vec1::<f32>()
+        },
+    )
     .unwrap();
     mesh.cleanup(triposg_mesh::DEFAULT_MIN_COMPONENT_FRACTION);
     mesh.simplify(12_000, 0.01);

@@ -103,7 +103,7 @@ fn vec3(t: &Tensor) -> Vec<[f32; 3]> {
 fn refinement_queries_and_sdf_match_upstream() {
     let io = golden();
     let mut vae = Vae::new(&io["latents"]);
-    let refinement = refine(&options(), |p| vae.query(p)).unwrap();
+    let refinement = refine(&options(), |p: &[[f32; 3]]| vae.query(p)).unwrap();
     assert_eq!(
         refinement
             .stats
@@ -152,7 +152,7 @@ fn refinement_queries_and_sdf_match_upstream() {
 fn mesh_matches_upstream() {
     let io = golden();
     let mut vae = Vae::new(&io["latents"]);
-    let ours = extract_geometry(&options(), |p| vae.query(p)).unwrap();
+    let ours = extract_geometry(&options(), |p: &[[f32; 3]]| vae.query(p)).unwrap();
     let faces = io["mesh_faces"].to_vec2::<i32>().unwrap();
     let theirs = Mesh::new(
         vec3(&io["mesh_vertices"]),

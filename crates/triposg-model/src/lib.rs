@@ -16,6 +16,7 @@ pub mod error;
 #[cfg(feature = "cuda")]
 mod fused;
 pub mod layers;
+pub mod read_back;
 pub mod rmbg;
 pub mod scheduler;
 pub mod vae;

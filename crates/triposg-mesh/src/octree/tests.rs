@@ -255,6 +255,87 @@ fn batches_respect_the_batch_size_and_errors_propagate() {
     }
 }
 
+/// A source that answers later, as a GPU does: it logs its calls, and each pending batch
+/// carries the values of its own points.
+struct Deferred<'a, F> {
+    sdf: F,
+    log: &'a mut Vec<(char, usize)>,
+    fail_collect_at: Option<usize>,
+}
+
+impl<F: Fn([f32; 3]) -> f32> SdfSource for Deferred<'_, F> {
+    type Error = usize;
+    type Pending = (usize, Vec<f32>);
+
+    fn submit(&mut self, points: &[[f32; 3]]) -> Result<(usize, Vec<f32>), usize> {
+        let batch = self.log.iter().filter(|(c, _)| *c == 's').count();
+        self.log.push(('s', batch));
+        let values = points
+            .iter()
+            .map(|&p| -LOGIT_SCALE * (self.sdf)(p))
+            .collect();
+        Ok((batch, values))
+    }
+
+    fn collect(&mut self, (batch, values): (usize, Vec<f32>)) -> Result<Vec<f32>, usize> {
+        self.log.push(('c', batch));
+        if self.fail_collect_at == Some(batch) {
+            return Err(batch);
+        }
+        Ok(values)
+    }
+}
+
+#[test]
+fn batches_are_submitted_before_the_previous_one_is_collected() {
+    let opts = OctreeOptions {
+        batch_size: 5000,
+        ..options(7)
+    };
+    let sdf = sphere_sdf([0.1, -0.05, 0.0], 0.45);
+    let mut log = Vec::new();
+    let deferred = Deferred {
+        sdf: &sdf,
+        log: &mut log,
+        fail_collect_at: None,
+    };
+    let (refinement, begun) = refine_with_surface(&opts, deferred).unwrap();
+    let immediate = refine(&opts, logits(&sdf)).unwrap();
+    assert_eq!(refinement.samples.indices(), immediate.samples.indices());
+    assert_eq!(refinement.samples.values(), immediate.samples.values());
+    assert_eq!(begun.finish(&refinement), surface(&opts, &immediate));
+
+    // Within a level, batch i + 1 goes out before batch i is collected; every batch is
+    // collected once, in order, and at most two are out at a time.
+    let batches = log.iter().filter(|(c, _)| *c == 's').count();
+    let expected: usize = immediate
+        .stats
+        .iter()
+        .map(|s| s.queries.div_ceil(5000))
+        .sum();
+    assert_eq!(batches, expected);
+    let collected: Vec<usize> = log.iter().filter(|(c, _)| *c == 'c').map(|e| e.1).collect();
+    assert_eq!(collected, (0..batches).collect::<Vec<_>>());
+    let mut out = 0i32;
+    let mut overlapped = 0;
+    for (i, &(c, batch)) in log.iter().enumerate() {
+        out += if c == 's' { 1 } else { -1 };
+        assert!((0..=2).contains(&out), "{out} batches out at {i}");
+        if c == 'c' && i > 0 && log[i - 1] == ('s', batch + 1) {
+            overlapped += 1;
+        }
+    }
+    // Every batch but the last of each level is collected after its successor is submitted.
+    assert_eq!(overlapped, batches - immediate.stats.len());
+
+    let failing = Deferred {
+        sdf: &sdf,
+        log: &mut Vec::new(),
+        fail_collect_at: Some(3),
+    };
+    assert!(matches!(refine(&opts, failing), Err(OctreeError::Query(3))));
+}
+
 #[test]
 fn band_marks_sign_changes_and_small_values_only() {
     let geometry = GridGeometry {
