@@ -54,7 +54,7 @@ impl Pending {
         match self.0 {
             Inner::Ready(values) => Ok(values),
             #[cfg(feature = "cuda")]
-            Inner::Queued(queued) => queued.wait(),
+            Inner::Queued(queued) => Ok(queued.wait()?),
         }
     }
 }
@@ -64,11 +64,11 @@ mod cuda {
     use std::sync::Arc;
 
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::{result, sys, CudaContext, DevicePtr};
+    use candle_core::cuda_backend::cudarc::driver::{
+        result, sys, CudaContext, DevicePtr, DeviceSlice,
+    };
     use candle_core::cuda_backend::{CudaDevice, WrapErr};
-    use candle_core::{Storage, Tensor};
-
-    use crate::error::Result;
+    use candle_core::{Result, Storage, Tensor};
 
     /// A non-blocking stream: it never waits for the device stream's later work.
     pub(super) struct SideStream {
