@@ -187,6 +187,7 @@ pub fn generate_shape(
             emit,
             done: 0,
             batches: 0,
+            queueing: Duration::ZERO,
             waited: Duration::ZERO,
         };
         let refinement = triposg_mesh::refine_with_surface(&options, source);
@@ -219,9 +220,11 @@ struct VaeSource<'a, C, E> {
     read_back: ReadBack,
     check: &'a C,
     emit: E,
-    /// Points decoded, batches collected and the host's time waiting for them.
+    /// Points decoded, batches collected, and the host's time queueing batches and waiting
+    /// for their values.
     done: usize,
     batches: usize,
+    queueing: Duration,
     waited: Duration,
 }
 
@@ -235,11 +238,14 @@ where
 
     fn submit(&mut self, points: &[[f32; 3]]) -> Result<Pending, JobError> {
         (self.check)()?;
+        let start = Instant::now();
         let n = points.len();
         let flat: Vec<f32> = points.iter().flatten().copied().collect();
         let points = Tensor::from_vec(flat, (1, n, 3), self.vae.device())?;
         let sdf = self.vae.query(self.kv, &points)?;
-        Ok(self.read_back.start(&sdf)?)
+        let pending = self.read_back.start(&sdf)?;
+        self.queueing += start.elapsed();
+        Ok(pending)
     }
 
     fn collect(&mut self, pending: Pending) -> Result<Vec<f32>, JobError> {
@@ -259,11 +265,12 @@ where
 }
 
 impl<C, E> Drop for VaeSource<'_, C, E> {
-    /// Where a decode's time went: waiting on the device, or on the host between batches.
+    /// Where a decode's time went: the rest of the stage is the octree's own host work.
     fn drop(&mut self) {
         tracing::debug!(
             points = self.done,
             batches = self.batches,
+            queueing_s = self.queueing.as_secs_f64(),
             waited_s = self.waited.as_secs_f64(),
             "decode finished"
         );

@@ -124,6 +124,20 @@ fn device_and_dtype(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A server logs its requests and jobs; the one-shot commands print their own progress and
+    // log only problems, unless RUST_LOG asks for more (`RUST_LOG=debug` shows, for example,
+    // how a decode's time was spent).
+    let default_log = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_log.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::CheckWeights => weights::check(&cli.weights),
         Command::Download { update, skip_rmbg } => {

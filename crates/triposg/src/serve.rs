@@ -100,12 +100,6 @@ impl ServeArgs {
 }
 
 pub fn run(weights: &Path, args: &ServeArgs) -> Result<bool> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let config = args.config(weights)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = runtime.block_on(async {
