@@ -186,9 +186,7 @@ pub fn generate_shape(
             check: &check,
             emit,
             done: 0,
-            batches: 0,
-            queueing: Duration::ZERO,
-            waited: Duration::ZERO,
+            times: DecodeTimes::default(),
         };
         let refinement = triposg_mesh::refine_with_surface(&options, source);
         refinement.map_err(|e| match e {
@@ -220,12 +218,42 @@ struct VaeSource<'a, C, E> {
     read_back: ReadBack,
     check: &'a C,
     emit: E,
-    /// Points decoded, batches collected, and the host's time queueing batches and waiting
-    /// for their values.
     done: usize,
+    times: DecodeTimes,
+}
+
+/// Where a decode's host time went, logged at debug level when it ends.
+#[derive(Default)]
+struct DecodeTimes {
     batches: usize,
+    /// Preparing and queueing batches on the device.
     queueing: Duration,
+    /// Waiting for batches' values.
     waited: Duration,
+    /// The octree's own work from one collected batch to the next submitted: preparing
+    /// points, and between levels choosing the next level's samples. The GPU idles where
+    /// this is longer than a batch's decode.
+    between: Duration,
+    longest_between: [Duration; 4],
+    collected_at: Option<Instant>,
+}
+
+impl DecodeTimes {
+    fn submitting(&mut self, start: Instant) {
+        if let Some(collected) = self.collected_at.take() {
+            let gap = start - collected;
+            self.between += gap;
+            let shortest = self.longest_between.iter_mut().min().expect("four");
+            *shortest = (*shortest).max(gap);
+        }
+    }
+
+    fn collected(&mut self, waiting_since: Instant) {
+        let now = Instant::now();
+        self.waited += now - waiting_since;
+        self.collected_at = Some(now);
+        self.batches += 1;
+    }
 }
 
 impl<C, E> SdfSource for VaeSource<'_, C, E>
@@ -239,20 +267,20 @@ where
     fn submit(&mut self, points: &[[f32; 3]]) -> Result<Pending, JobError> {
         (self.check)()?;
         let start = Instant::now();
+        self.times.submitting(start);
         let n = points.len();
         let flat: Vec<f32> = points.iter().flatten().copied().collect();
         let points = Tensor::from_vec(flat, (1, n, 3), self.vae.device())?;
         let sdf = self.vae.query(self.kv, &points)?;
         let pending = self.read_back.start(&sdf)?;
-        self.queueing += start.elapsed();
+        self.times.queueing += start.elapsed();
         Ok(pending)
     }
 
     fn collect(&mut self, pending: Pending) -> Result<Vec<f32>, JobError> {
         let start = Instant::now();
         let values = pending.wait()?;
-        self.waited += start.elapsed();
-        self.batches += 1;
+        self.times.collected(start);
         self.done += values.len();
         // The octree's total is unknown until its last level: report points decoded.
         (self.emit)(Event::Progress {
@@ -265,13 +293,15 @@ where
 }
 
 impl<C, E> Drop for VaeSource<'_, C, E> {
-    /// Where a decode's time went: the rest of the stage is the octree's own host work.
     fn drop(&mut self) {
+        let t = &self.times;
         tracing::debug!(
             points = self.done,
-            batches = self.batches,
-            queueing_s = self.queueing.as_secs_f64(),
-            waited_s = self.waited.as_secs_f64(),
+            batches = t.batches,
+            queueing_s = t.queueing.as_secs_f64(),
+            waited_s = t.waited.as_secs_f64(),
+            between_s = t.between.as_secs_f64(),
+            longest_between_ms = ?t.longest_between.map(|d| d.as_secs_f64() * 1e3),
             "decode finished"
         );
     }
