@@ -42,24 +42,29 @@ class Server:
         r = self.request("/api/jobs", body, {"content-type": f"multipart/form-data; boundary={boundary}"})
         return json.loads(r.read())["id"]
 
-    def follow(self, job, record):
-        """Reads the job's event stream into `record` until its final event."""
+    def events(self, job):
+        """Yields (name, data) of the job's events, the current state first, until its final one."""
         name = None
         for raw in self.request(f"/api/jobs/{job}/events"):
             line = raw.decode().strip()
             if line.startswith("event:"):
                 name = line[6:].strip()
             elif line.startswith("data:") and name:
-                data = json.loads(line[5:])
-                if name == "started":
-                    record["device"] = data.get("device")
-                    record["started"] = time.time()
+                yield name, json.loads(line[5:])
                 if name in ("done", "failed", "cancelled"):
-                    record["outcome"] = name
-                    record["ended"] = time.time()
-                    if name != "done":
-                        record["error"] = data
                     return
+
+    def follow(self, job, record):
+        """Reads the job's event stream into `record` until its final event."""
+        for name, data in self.events(job):
+            if name == "started":
+                record["device"] = data.get("device")
+                record["started"] = time.time()
+            if name in ("done", "failed", "cancelled"):
+                record["outcome"] = name
+                record["ended"] = time.time()
+                if name != "done":
+                    record["error"] = data
 
     def stop(self):
         self.process.terminate()

@@ -55,21 +55,18 @@ fn batches_read_back_while_later_work_is_queued() {
         .matmul(&a.to_dtype(DType::F32).unwrap())
         .unwrap();
     let square = a.matmul(&a).unwrap().to_dtype(DType::F32).unwrap();
-    let err = (square - &reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let scale = reference
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let max_abs = |t: &Tensor| {
+        t.abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let (err, scale) = (
+        max_abs(&(square - &reference).unwrap()),
+        max_abs(&reference),
+    );
     assert!(
         err < 1e-2 * scale,
         "matmul after the dropped read-back: {err} of {scale}"

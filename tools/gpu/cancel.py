@@ -1,0 +1,71 @@
+"""Jobs cancelled in the middle of their decode on a GPU: does the server stop them cleanly?
+
+The decode keeps one batch on the card while it reads the one before back (read_back.rs), so a
+cancellation drops a batch in flight. Runs on a GPU device machine after compare.py has written
+the full-size random weights under $WORK:
+  WORK=/tmp/cmp OUT=$OUT python3 tools/gpu/cancel.py carry/triposg IMAGE [ROUNDS]
+
+Starts `triposg serve` on cuda:0 with the models kept resident. Each round submits a job at
+octree depth 9, cancels it once its decode has reported points, and then runs a whole job. Writes
+$OUT/cancel.json; exits non-zero if a cancelled job ends any other way than cancelled, a whole
+job fails, or the card's memory after the last round exceeds that after the first by more than
+a small allowance.
+"""
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serve_client import Server, gpu_memory  # noqa: E402
+
+BIN, IMAGE = sys.argv[1], sys.argv[2]
+ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+WORK = Path(os.environ.get("WORK", "/tmp/triposg-compare"))
+OUT = Path(os.environ.get("OUT", "."))
+ALLOWED_GROWTH_MIB = 64
+FIELDS = {"steps": "20", "octree_depth": "9", "print": "false"}
+
+
+def cancelled_in_decode(server, seed):
+    """Submits a job, cancels it at its first decode progress, and returns how it ended."""
+    job = server.submit(IMAGE, {**FIELDS, "seed": str(seed)})
+    points, asked = 0, None
+    for name, data in server.events(job):
+        if name == "step" and data.get("stage") == "decode" and asked is None:
+            points = data["done"]
+            server.request(f"/api/jobs/{job}/cancel", b"")
+            asked = time.time()
+        if name in ("done", "failed", "cancelled"):
+            return {"outcome": name, "points_when_asked": points,
+                    "stopped_after_s": round(time.time() - asked, 3) if asked else None,
+                    "error": data if name == "failed" else None}
+    return {"outcome": "stream ended without a final event"}
+
+
+rows = []
+server = Server(BIN, 5079, ["--devices", "0", "--residency", "keep", "--weights", str(WORK),
+                            "--outputs", str(WORK / "cancel_outputs")], OUT / "cancel_server.log")
+try:
+    server.wait_ready()
+    for n in range(1, ROUNDS + 1):
+        row = {"round": n, "cancelled": cancelled_in_decode(server, n)}
+        whole = {}
+        server.follow(server.submit(IMAGE, {**FIELDS, "seed": str(100 + n)}), whole)
+        row["whole_job"] = whole.get("outcome")
+        row["gpu_mib"] = gpu_memory()[0][1]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+finally:
+    server.stop()
+
+result = {"rounds": rows, "gpu_mib_after_first_and_last": [rows[0]["gpu_mib"], rows[-1]["gpu_mib"]]}
+(OUT / "cancel.json").write_text(json.dumps(result, indent=1))
+problems = [f"round {r['round']}: cancelled job ended {r['cancelled']['outcome']}"
+            for r in rows if r["cancelled"]["outcome"] != "cancelled"]
+problems += [f"round {r['round']}: whole job ended {r['whole_job']}" for r in rows if r["whole_job"] != "done"]
+if rows[-1]["gpu_mib"] - rows[0]["gpu_mib"] > ALLOWED_GROWTH_MIB:
+    problems.append(f"GPU memory grew {rows[0]['gpu_mib']} -> {rows[-1]['gpu_mib']} MiB")
+if problems:
+    sys.exit("; ".join(problems))
