@@ -232,7 +232,7 @@ struct DecodeTimes {
     waited: Duration,
     /// The octree's own work from one collected batch to the next submitted: preparing
     /// points, and between levels choosing the next level's samples. The GPU idles where
-    /// this is longer than a batch's decode.
+    /// this outlasts what is left of the batch it is working on (none at a level change).
     between: Duration,
     longest_between: [Duration; 4],
     collected_at: Option<Instant>,

@@ -187,7 +187,8 @@ impl OctreeOptions {
 /// Where the samples' values come from, in two steps: `submit` starts a batch and `collect`
 /// waits for its values. The octree submits each batch before collecting the one before it, so
 /// a GPU works through the next batch while the host takes the values of the last. A function
-/// `FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>` is a source whose values are there at once.
+/// `FnMut(&[[f32; 3]]) -> Result<Vec<f32>, E>` is a source whose values are there at once (a
+/// closure written in the call needs its argument's type: `|points: &[[f32; 3]]| ...`).
 pub trait SdfSource {
     type Error;
     /// A submitted batch, until it is collected.
@@ -413,9 +414,9 @@ fn evaluate_streaming<S: SdfSource>(
             if let Some(extraction) = &mut extraction {
                 extraction.advance(indices, values);
             }
-        })?;
-        let extraction = extraction.unwrap_or_else(|| join(setup.take().expect("set up once")));
-        Ok((values, extraction))
+        });
+        let setup = setup.map(join);
+        Ok((values?, extraction.or(setup).expect("set up once")))
     })
 }
 

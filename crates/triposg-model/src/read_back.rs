@@ -37,6 +37,9 @@ impl ReadBack {
 
     /// Starts reading `values` (any shape and dtype) back as f32. On CUDA this returns at once;
     /// elsewhere the values are read here.
+    ///
+    /// Call it on the thread that computed `values`: candle's CUDA stream is the calling
+    /// thread's per-thread default stream, and the mark is put on that stream.
     pub fn start(&mut self, values: &Tensor) -> Result<Pending> {
         let flat = values.to_dtype(DType::F32)?.flatten_all()?.contiguous()?;
         #[cfg(feature = "cuda")]
@@ -153,9 +156,10 @@ mod cuda {
             self.side.context.bind_to_thread().w()?;
             let (source, _guard) = slice.device_ptr(slice.stream());
             // SAFETY: the side stream waits for the event behind the kernels that write
-            // `values`; `host` has exactly `len` elements, the copy's size; the copy into
-            // pageable memory returns once it is done, and the synchronize covers the rest;
-            // `values` (which owns the source) lives until this function returns.
+            // `values`; `host` has exactly `len` elements, the copy's size; a copy into
+            // pageable memory blocks the host until it is done (so until the event is
+            // reached), and the synchronize covers the rest; `values` (which owns the source)
+            // lives until this function returns.
             unsafe {
                 result::stream::wait_event(
                     self.side.stream,

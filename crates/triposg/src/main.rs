@@ -1,6 +1,7 @@
 //! `triposg`: the command-line entry point. Every flag can also be set through an environment
 //! variable (shown in `--help`), as the server and container deployments expect.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -137,6 +138,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| default_log.into()),
         )
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal, plain text for log files and journals.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
         Command::CheckWeights => weights::check(&cli.weights),
