@@ -49,10 +49,18 @@ try:
                   "candidates": "2" if n % 5 == 0 else "1"}
         record = {}
         start = time.time()
-        server.follow(server.submit(IMAGE, fields), record)
+        job = server.submit(IMAGE, fields)
+        server.follow(job, record)
+        seconds = round(time.time() - start, 2)
+        # Where the server's time went: queued, running, and each stage (the rest of a run is
+        # the worker's own work: files, the job store).
+        view = json.loads(server.request(f"/api/jobs/{job}").read())
+        ms = [view.get(k) for k in ("created_ms", "started_ms", "finished_ms")]
+        timing = {"queued_s": (ms[1] - ms[0]) / 1000, "running_s": (ms[2] - ms[1]) / 1000} if all(ms) else {}
+        timing["stages_s"] = {k: round(v, 3) for k, v in ((view.get("result") or {}).get("stage_seconds") or {}).items()}
         temp = [str(p) for p in outputs.rglob(".*") if p.is_file()]
         rows.append({"job": n, "outcome": record.get("outcome"), "error": record.get("error"),
-                     "seconds": round(time.time() - start, 2), "gpu_mib": gpu_memory()[0][1],
+                     "seconds": seconds, "server": timing, "gpu_mib": gpu_memory()[0][1],
                      "handles": len(os.listdir(f"/proc/{pid}/fd")), "rss_mib": rss_mib(),
                      "temp_files": temp})
         print(json.dumps(rows[-1]), flush=True)
