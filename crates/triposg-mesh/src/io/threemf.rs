@@ -90,7 +90,12 @@ pub fn to_bytes_with(mesh: &Mesh, metadata: &Metadata) -> Result<Vec<u8>> {
         "</triangles></mesh></object></resources><build><item objectid=\"1\"/></build></model>",
     );
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    // Deflate level 3: half the time of the default level 6 for 6% more bytes (0.47 against
+    // 1.0 s and 5.6 against 5.3 MB for a 516k-face mesh on 2 cores); the 3MF was the slowest
+    // of the four files a server job writes.
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(3));
     for (name, body) in [
         ("[Content_Types].xml", CONTENT_TYPES),
         ("_rels/.rels", RELS),
