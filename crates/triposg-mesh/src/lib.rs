@@ -29,3 +29,11 @@ pub use octree::{
 };
 pub use simplify::SimplifyReport;
 pub use topology::Topology;
+
+/// A scoped thread's result, its panic resumed on the joining thread as if the work had run
+/// there.
+pub(crate) fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}

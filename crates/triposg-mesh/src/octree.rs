@@ -11,13 +11,12 @@
 //!
 //! Values follow upstream's logits convention: POSITIVE INSIDE, negative outside.
 
-use std::thread::ScopedJoinHandle;
-
 use rayon::prelude::*;
 
 use crate::iso_surface::{
     extract_sparse, extract_sparse_closed, seek, GridGeometry, SparseGrid, StreamingExtraction,
 };
+use crate::join;
 use crate::mesh::Mesh;
 
 /// Upstream's `min_resolution` and `mini_grid_num`, which fix the coarse grid at 63 cells.
@@ -399,11 +398,6 @@ fn evaluate_streaming<S: SdfSource>(
     source: &mut S,
     geometry: GridGeometry,
 ) -> Result<(Vec<f32>, StreamingExtraction), OctreeError<S::Error>> {
-    fn join(setup: ScopedJoinHandle<'_, StreamingExtraction>) -> StreamingExtraction {
-        setup
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    }
     std::thread::scope(|scope| {
         let mut setup = Some(scope.spawn(|| StreamingExtraction::new(indices, geometry)));
         let mut extraction = None;

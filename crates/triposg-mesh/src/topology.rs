@@ -121,10 +121,7 @@ impl Mesh {
         std::thread::scope(|s| {
             let closed = s.spawn(|| self.topology().is_closed_manifold());
             let done = work();
-            let closed = closed
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (done, closed)
+            (done, crate::join(closed))
         })
     }
 
