@@ -12,18 +12,15 @@ job fails, or the card's memory after the last round exceeds that after the firs
 a small allowance.
 """
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_client import Server, gpu_memory  # noqa: E402
+from serve_client import OUT, gpu_memory, resident_server  # noqa: E402
 
 BIN, IMAGE = sys.argv[1], sys.argv[2]
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-WORK = Path(os.environ.get("WORK", "/tmp/triposg-compare"))
-OUT = Path(os.environ.get("OUT", "."))
 ALLOWED_GROWTH_MIB = 64
 FIELDS = {"steps": "20", "octree_depth": "9", "print": "false"}
 
@@ -45,8 +42,7 @@ def cancelled_in_decode(server, seed):
 
 
 rows = []
-server = Server(BIN, 5079, ["--devices", "0", "--residency", "keep", "--weights", str(WORK),
-                            "--outputs", str(WORK / "cancel_outputs")], OUT / "cancel_server.log")
+server, _ = resident_server(BIN, 5079, "cancel")
 try:
     server.wait_ready()
     for n in range(1, ROUNDS + 1):

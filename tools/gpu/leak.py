@@ -19,18 +19,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_client import Server, gpu_memory  # noqa: E402
+from serve_client import OUT, gpu_memory, resident_server  # noqa: E402
 
 BIN, IMAGE = sys.argv[1], sys.argv[2]
 JOBS = int(sys.argv[3]) if len(sys.argv) > 3 else 50
-WORK = Path(os.environ.get("WORK", "/tmp/triposg-compare"))
-OUT = Path(os.environ.get("OUT", "."))
 ALLOWED_GROWTH_MIB = 64
 ALLOWED_HANDLE_GROWTH = 4
 
-outputs = WORK / "leak_outputs"
-server = Server(BIN, 5078, ["--devices", "0", "--residency", "keep", "--weights", str(WORK),
-                            "--outputs", str(outputs)], OUT / "leak_server.log")
+server, outputs = resident_server(BIN, 5078, "leak")
 pid = server.process.pid
 
 

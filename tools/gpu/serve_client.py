@@ -1,10 +1,15 @@
 """A `triposg serve` process and a browser session against it, for the GPU scripts."""
 import json
+import os
 import subprocess
 import time
 import urllib.request
 import uuid
 from pathlib import Path
+
+# compare.py's weights, and where a script's results go.
+WORK = Path(os.environ.get("WORK", "/tmp/triposg-compare"))
+OUT = Path(os.environ.get("OUT", "."))
 
 
 class Server:
@@ -76,3 +81,12 @@ def gpu_memory():
     q = subprocess.run(["nvidia-smi", "--query-gpu=index,memory.used,utilization.gpu",
                         "--format=csv,noheader,nounits"], capture_output=True, text=True).stdout
     return [[int(x) for x in line.split(",")] for line in q.strip().splitlines()]
+
+
+def resident_server(binary, port, name):
+    """`binary serve` on cuda:0 with compare.py's weights kept resident, its outputs in
+    $WORK/<name>_outputs and its log in $OUT/<name>_server.log; returns it and the outputs."""
+    outputs = WORK / f"{name}_outputs"
+    server = Server(binary, port, ["--devices", "0", "--residency", "keep", "--weights", str(WORK),
+                                   "--outputs", str(outputs)], OUT / f"{name}_server.log")
+    return server, outputs
