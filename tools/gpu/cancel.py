@@ -44,19 +44,23 @@ def cancelled_in_decode(server, seed):
 rows = []
 server, _ = resident_server(BIN, 5079, "cancel")
 try:
-    server.wait_ready()
+    ready_s = server.wait_ready()
+    print(json.dumps({"ready_s": ready_s}), flush=True)
     for n in range(1, ROUNDS + 1):
         row = {"round": n, "cancelled": cancelled_in_decode(server, n)}
-        whole = {}
-        server.follow(server.submit(IMAGE, {**FIELDS, "seed": str(100 + n)}), whole)
+        whole, start = {}, time.time()
+        job = server.submit(IMAGE, {**FIELDS, "seed": str(100 + n)})
+        server.follow(job, whole)
         row["whole_job"] = whole.get("outcome")
+        row["whole_job_s"] = round(time.time() - start, 2)
+        row["whole_job_server"] = server.timing(job)
         row["gpu_mib"] = gpu_memory()[0][1]
         rows.append(row)
         print(json.dumps(row), flush=True)
 finally:
     server.stop()
 
-result = {"rounds": rows, "gpu_mib_after_first_and_last": [rows[0]["gpu_mib"], rows[-1]["gpu_mib"]]}
+result = {"ready_s": ready_s, "rounds": rows, "gpu_mib_after_first_and_last": [rows[0]["gpu_mib"], rows[-1]["gpu_mib"]]}
 (OUT / "cancel.json").write_text(json.dumps(result, indent=1))
 problems = [f"round {r['round']}: cancelled job ended {r['cancelled']['outcome']}"
             for r in rows if r["cancelled"]["outcome"] != "cancelled"]

@@ -39,7 +39,8 @@ def rss_mib():
 
 rows = []
 try:
-    server.wait_ready()
+    ready_s = server.wait_ready()
+    print(json.dumps({"ready_s": ready_s}), flush=True)
     for n in range(1, JOBS + 1):
         fields = {"steps": "20", "octree_depth": "7", "seed": str(n), "print": "true" if n % 10 == 0 else "false",
                   "candidates": "2" if n % 5 == 0 else "1"}
@@ -48,12 +49,7 @@ try:
         job = server.submit(IMAGE, fields)
         server.follow(job, record)
         seconds = round(time.time() - start, 2)
-        # Where the server's time went: queued, running, and each stage (the rest of a run is
-        # the worker's own work: files, the job store).
-        view = json.loads(server.request(f"/api/jobs/{job}").read())
-        ms = [view.get(k) for k in ("created_ms", "started_ms", "finished_ms")]
-        timing = {"queued_s": (ms[1] - ms[0]) / 1000, "running_s": (ms[2] - ms[1]) / 1000} if all(ms) else {}
-        timing["stages_s"] = {k: round(v, 3) for k, v in ((view.get("result") or {}).get("stage_seconds") or {}).items()}
+        timing = server.timing(job)
         temp = [str(p) for p in outputs.rglob(".*") if p.is_file()]
         rows.append({"job": n, "outcome": record.get("outcome"), "error": record.get("error"),
                      "seconds": seconds, "server": timing, "gpu_mib": gpu_memory()[0][1],
@@ -64,7 +60,7 @@ finally:
     server.stop()
 
 fifth, last = rows[min(4, len(rows) - 1)], rows[-1]
-result = {"jobs": len(rows), "failed": [r for r in rows if r["outcome"] != "done"],
+result = {"ready_s": ready_s, "jobs": len(rows), "failed": [r for r in rows if r["outcome"] != "done"],
           "gpu_mib_after_5_and_last": [fifth["gpu_mib"], last["gpu_mib"]],
           "handles_after_5_and_last": [fifth["handles"], last["handles"]],
           "rss_mib_after_5_and_last": [fifth["rss_mib"], last["rss_mib"]],

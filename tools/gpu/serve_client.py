@@ -18,6 +18,7 @@ class Server:
     def __init__(self, binary, port, args, log):
         self.base = f"http://127.0.0.1:{port}"
         self.cookie = f"triposg_session={uuid.uuid4().hex}"
+        self.started = time.time()
         self.process = subprocess.Popen([binary, "serve", "--port", str(port), *args],
                                         stderr=open(log, "w"))
 
@@ -27,10 +28,11 @@ class Server:
         return urllib.request.urlopen(req, timeout=600)
 
     def wait_ready(self, seconds=300):
+        """Waits for /readyz; returns the seconds since the server was started."""
         for _ in range(seconds * 2):
             try:
                 if self.request("/readyz").status == 200:
-                    return
+                    return round(time.time() - self.started, 2)
             except Exception:
                 pass
             time.sleep(0.5)
@@ -70,6 +72,16 @@ class Server:
                 record["ended"] = time.time()
                 if name != "done":
                     record["error"] = data
+
+    def timing(self, job):
+        """Where the server's time went on a finished job: queued, running, and each stage (the
+        rest of a run is the worker's own work: files, the job store)."""
+        view = json.loads(self.request(f"/api/jobs/{job}").read())
+        ms = [view.get(k) for k in ("created_ms", "started_ms", "finished_ms")]
+        timing = {"queued_s": (ms[1] - ms[0]) / 1000, "running_s": (ms[2] - ms[1]) / 1000} if all(ms) else {}
+        stages = (view.get("result") or {}).get("stage_seconds") or {}
+        timing["stages_s"] = {k: round(v, 3) for k, v in stages.items()}
+        return timing
 
     def stop(self):
         self.process.terminate()

@@ -17,7 +17,7 @@ pub mod simplify;
 pub mod topology;
 
 pub use cleanup::{CleanupReport, DEFAULT_MIN_COMPONENT_FRACTION};
-pub use io::{load, save, Format, MeshIoError};
+pub use io::{load, save, save_each, Format, MeshIoError};
 pub use iso_surface::{
     extract_dense, extract_dense_closed, extract_sparse, extract_sparse_closed, DenseGrid,
     GridGeometry, SparseGrid,

@@ -165,16 +165,19 @@ fn execute(
         )?;
         let started = Instant::now();
         let (files, closed) = mesh.closed_manifold_beside(|| {
-            params
+            let names: Vec<String> = params
                 .formats
                 .iter()
-                .map(|format| {
-                    let name = mesh_file_name(seed, format);
-                    triposg_mesh::save(&mesh, &dir.join(&name))
-                        .map_err(|e| io(&format!("write {name}"), &e))?;
-                    Ok(name)
-                })
-                .collect::<Result<Vec<_>, Failure>>()
+                .map(|format| mesh_file_name(seed, format))
+                .collect();
+            let paths: Vec<PathBuf> = names.iter().map(|name| dir.join(name)).collect();
+            for (written, name) in triposg_mesh::save_each(&mesh, &paths)
+                .into_iter()
+                .zip(&names)
+            {
+                written.map_err(|e| io(&format!("write {name}"), &e))?;
+            }
+            Ok::<_, Failure>(names)
         });
         let files = files?;
         *stage_seconds.borrow_mut().entry("save".into()).or_default() +=

@@ -279,15 +279,18 @@ impl Run<'_> {
     }
 
     fn write_raw(&self, stem: &str, seed: u64, mesh: &Mesh) -> Result<Vec<PathBuf>> {
-        self.formats
+        let paths: Vec<PathBuf> = self
+            .formats
             .iter()
-            .map(|format| {
-                let path = self.args.out.join(format!("{stem}_seed{seed}.{format}"));
-                triposg_mesh::save(mesh, &path)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                Ok(path)
-            })
-            .collect()
+            .map(|format| self.args.out.join(format!("{stem}_seed{seed}.{format}")))
+            .collect();
+        for (written, path) in triposg_mesh::save_each(mesh, &paths)
+            .into_iter()
+            .zip(&paths)
+        {
+            written.with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(paths)
     }
 }
 
