@@ -2,7 +2,8 @@
 
 The decode keeps one batch on the card while it reads the one before back (read_back.rs), so a
 cancellation drops a batch in flight. Runs on a GPU device machine after compare.py has written
-the full-size random weights under $WORK:
+the full-size random weights under $WORK, and best after e2e.py has added its sphere copy (with
+WEIGHTS_ONLY=1 it stops there), which it then uses:
   WORK=/tmp/cmp OUT=$OUT python3 tools/gpu/cancel.py carry/triposg IMAGE [ROUNDS]
 
 Starts `triposg serve` on cuda:0 with the models kept resident. Each round submits a job at
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_client import OUT, gpu_memory, resident_server  # noqa: E402
+from serve_client import OUT, WORK, gpu_memory, resident_server  # noqa: E402
 
 BIN, IMAGE = sys.argv[1], sys.argv[2]
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 5
@@ -42,7 +43,10 @@ def cancelled_in_decode(server, seed):
 
 
 rows = []
-server, _ = resident_server(BIN, 5079, "cancel")
+# e2e.py's sphere VAE where it is there: random weights decode a noisy field whose depth-9
+# mesh took ~24 s per whole job, the sphere ~3 s.
+sphere = WORK / "e2e"
+server, _ = resident_server(BIN, 5079, "cancel", sphere if sphere.is_dir() else WORK)
 try:
     ready_s = server.wait_ready()
     print(json.dumps({"ready_s": ready_s}), flush=True)

@@ -95,10 +95,11 @@ def gpu_memory():
     return [[int(x) for x in line.split(",")] for line in q.strip().splitlines()]
 
 
-def resident_server(binary, port, name):
-    """`binary serve` on cuda:0 with compare.py's weights kept resident, its outputs in
-    $WORK/<name>_outputs and its log in $OUT/<name>_server.log; returns it and the outputs."""
+def resident_server(binary, port, name, weights=WORK):
+    """`binary serve` on cuda:0 with the weights under `weights` (compare.py's by default) kept
+    resident, its outputs in $WORK/<name>_outputs and its log in $OUT/<name>_server.log;
+    returns it and the outputs."""
     outputs = WORK / f"{name}_outputs"
-    server = Server(binary, port, ["--devices", "0", "--residency", "keep", "--weights", str(WORK),
+    server = Server(binary, port, ["--devices", "0", "--residency", "keep", "--weights", str(weights),
                                    "--outputs", str(outputs)], OUT / f"{name}_server.log")
     return server, outputs

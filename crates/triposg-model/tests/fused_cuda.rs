@@ -378,3 +378,60 @@ fn guided_dit_step_matches_attending_to_zeros() {
     let skipped = dit.forward(&latents, &t, guided).unwrap();
     check_within("guided step", &skipped, &explicit, 1e-3);
 }
+
+/// The feed-forward's bias + GELU pass against candle's f32 erf GELU on the same values, in
+/// 16-byte words (widths of the DiT and VAE) and in pairs (a width that is not a multiple of
+/// 8). An identity weight makes the f16 GEMM exact, so only the output's f16 rounding may
+/// differ: every value is held to half an f16 ulp, plus 1e-6 for f32's rounding of 1 + erf
+/// near erf = -1 (upstream's formula, which the kernel keeps, loses ~6e-8 of it there; candle's
+/// reference uses normcdf, which does not).
+#[test]
+fn bias_gelu_matches_erf_gelu() {
+    use triposg_model::layers::Linear;
+    let dev = gpu();
+    // Values an f16 holds exactly, so both paths start from the same numbers.
+    let f16_exact = |shape: &[usize], std: f32| {
+        Tensor::randn(0f32, std, shape, &dev)
+            .unwrap()
+            .to_dtype(DType::F16)
+            .unwrap()
+    };
+    for (rows, cols) in [(4098, 8192), (1000, 4096), (77, 1030)] {
+        let (xs, bias) = (f16_exact(&[rows, cols], 2.0), f16_exact(&[cols], 0.5));
+        let eye = Tensor::eye(cols, DType::F16, &dev).unwrap();
+        let ours = Linear::new(eye, Some(bias.clone()))
+            .forward_gelu(&xs)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
+        let truth = xs
+            .to_dtype(DType::F32)
+            .unwrap()
+            .broadcast_add(&bias.to_dtype(DType::F32).unwrap())
+            .unwrap()
+            .gelu_erf()
+            .unwrap();
+        let what = format!("bias + GELU, {rows} x {cols}");
+        check_within(&what, &ours, &truth, 4e-4);
+        let bound = (truth.abs().unwrap() * 2f64.powi(-11))
+            .unwrap()
+            .affine(1.0, 1e-6)
+            .unwrap();
+        let over = (ours - &truth)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .gt(&bound)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(
+            over, 0.0,
+            "{what}: {over} values off by more than half an f16 ulp"
+        );
+    }
+}

@@ -39,9 +39,16 @@ fn launch_epilogue(
         bail!("fused bias epilogue needs contiguous tensors with an even row length");
     }
     let dev = dst.device().clone();
+    let start = dst_l.start_offset();
+    if matches!(mode, Epilogue::BiasGelu)
+        && cols.is_multiple_of(8)
+        && start.is_multiple_of(8)
+        && bias_l.start_offset().is_multiple_of(8)
+    {
+        return launch_bias_gelu_x8(dst, start, n, bias, bias_l.start_offset(), cols);
+    }
     let func = kernel(&dev, "bias_epilogue_f16")?;
     let bias = bias.as_cuda_slice::<f16>()?.slice(bias_l.start_offset()..);
-    let start = dst_l.start_offset();
     let residual = match residual {
         Some((r, l)) => Some(r.as_cuda_slice::<f16>()?.slice(l.start_offset()..)),
         None => None,
@@ -64,6 +71,37 @@ fn launch_epilogue(
     b.arg(&rows).arg(&pairs).arg(&mode);
     // SAFETY: x (and the residual) hold rows * 2 * pairs elements and bias 2 * pairs, as the
     // kernel reads.
+    unsafe { b.launch(cfg) }.w()?;
+    Ok(())
+}
+
+/// `bias_gelu_f16x8` on the `n` values of `dst` from `start`, rows of `cols` (a multiple of 8,
+/// as are both offsets, so that every thread moves 16-byte words).
+fn launch_bias_gelu_x8(
+    dst: &mut CudaStorage,
+    start: usize,
+    n: usize,
+    bias: &CudaStorage,
+    bias_start: usize,
+    cols: usize,
+) -> Result<()> {
+    let dev = dst.device().clone();
+    let func = kernel(&dev, "bias_gelu_f16x8")?;
+    let bias = bias
+        .as_cuda_slice::<f16>()?
+        .slice(bias_start..bias_start + cols);
+    let mut x = dst.as_cuda_slice_mut::<f16>()?.slice_mut(start..start + n);
+    let (rows, octs) = ((n / cols) as u32, (cols / 8) as u32);
+    let cfg = LaunchConfig {
+        grid_dim: (octs.div_ceil(128), rows.min(65_535), 1),
+        block_dim: (128, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let stream = dev.cuda_stream();
+    let mut b = stream.launch_builder(&func);
+    b.arg(&mut x).arg(&bias).arg(&rows).arg(&octs);
+    // SAFETY: x holds rows * 8 * octs elements and bias 8 * octs, 16-byte aligned (candle's
+    // allocations are, and both offsets are multiples of 8 elements), as the kernel reads.
     unsafe { b.launch(cfg) }.w()?;
     Ok(())
 }

@@ -20,6 +20,16 @@ __device__ __forceinline__ half_t f2h(float f) {
   return h;
 }
 
+// Eight f16 values from one 16-byte word.
+__device__ __forceinline__ void unpack8(uint4 p, float *v) {
+  unsigned int w[4] = {p.x, p.y, p.z, p.w};
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    v[2 * j] = h2f((half_t)(w[j] & 0xffff));
+    v[2 * j + 1] = h2f((half_t)(w[j] >> 16));
+  }
+}
+
 __device__ __forceinline__ float gelu_erf(float x) {
   return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
 }
@@ -47,6 +57,30 @@ extern "C" __global__ void bias_epilogue_f16(unsigned int *x, const unsigned int
       hi += h2f((half_t)(rv >> 16));
     }
     x[i] = (unsigned int)f2h(lo) | ((unsigned int)f2h(hi) << 16);
+  }
+}
+
+// bias + erf GELU in place, as bias_epilogue_f16 mode 1, on 8 values per thread: x is a
+// row-major [rows, 8 * octs] f16 matrix, bias[8 * octs]. The feed-forward's hidden layer, whose
+// GEMM cannot apply erf GELU itself (cuBLASLt's GELU epilogue is the tanh approximation). With
+// one 4-byte word per thread, too few bytes were in flight to keep the memory busy.
+extern "C" __global__ void bias_gelu_f16x8(uint4 *x, const uint4 *bias, unsigned int rows,
+                                           unsigned int octs) {
+  unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= octs) return;
+  float b[8];
+  unpack8(bias[c], b);
+  for (unsigned int r = blockIdx.y; r < rows; r += gridDim.y) {
+    unsigned long long i = (unsigned long long)r * octs + c;
+    float v[8];
+    unpack8(x[i], v);
+    unsigned int out[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      out[j] = (unsigned int)f2h(gelu_erf(v[2 * j] + b[2 * j])) |
+               ((unsigned int)f2h(gelu_erf(v[2 * j + 1] + b[2 * j + 1])) << 16);
+    }
+    x[i] = make_uint4(out[0], out[1], out[2], out[3]);
   }
 }
 
@@ -139,14 +173,6 @@ extern "C" __global__ void rms_norm_part_f16(half_t *x, const half_t *w, unsigne
 // mean square deviation, as PyTorch), one rounding. One warp per row; every lane loads 8 values
 // (16 bytes) at a time, so cols must be a multiple of 256 and at most 256 * LN_CHUNKS.
 #define LN_CHUNKS 8
-__device__ __forceinline__ void unpack8(uint4 p, float *v) {
-  unsigned int w[4] = {p.x, p.y, p.z, p.w};
-#pragma unroll
-  for (int j = 0; j < 4; j++) {
-    v[2 * j] = h2f((half_t)(w[j] & 0xffff));
-    v[2 * j + 1] = h2f((half_t)(w[j] >> 16));
-  }
-}
 
 extern "C" __global__ void layer_norm_f16(const uint4 *x, const uint4 *w, const uint4 *b, uint4 *y,
                                           unsigned int rows, unsigned int cols, float eps) {
