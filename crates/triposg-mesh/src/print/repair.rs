@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use ahash::{AHashMap, AHashSet};
 
 use super::cut::fill_plane;
-use super::intersect::self_intersections;
+use super::intersect::{self_intersections, SelfIntersections};
 use super::report::RepairReport;
 use super::{PrintError, Stop};
 use crate::mesh::{cross, norm, sub, Mesh};
@@ -31,12 +31,13 @@ const MAX_NESTING_SHELLS: usize = 64;
 pub(crate) const MAX_PRINT_FACES: usize = 500_000;
 
 /// Repairs `mesh` in place; with `check_crossings`, a surface that came out closed is also
-/// tested for faces passing through each other (then `remaining_problem` says so).
+/// tested for faces passing through each other (then `remaining_problem` says so), and that
+/// test's result comes back beside the report.
 pub(crate) fn repair(
     mesh: &mut Mesh,
     check_crossings: bool,
     stop: Stop,
-) -> Result<RepairReport, PrintError> {
+) -> Result<(RepairReport, Option<SelfIntersections>), PrintError> {
     let decimated_from = (mesh.faces.len() > MAX_PRINT_FACES).then(|| {
         let faces = mesh.faces.len();
         mesh.simplify(MAX_PRINT_FACES, 1.0);
@@ -64,7 +65,7 @@ pub(crate) fn repair(
         Ok(flipped) => report.flipped_faces = flipped,
         Err(problem) => {
             report.remaining_problem = Some(problem);
-            return Ok(report);
+            return Ok((report, None));
         }
     }
     stop.check()?;
@@ -78,11 +79,12 @@ pub(crate) fn repair(
     report.floater_faces += late.small_component_faces + flat_faces;
     if mesh.faces.is_empty() {
         report.remaining_problem = Some("nothing is left that encloses a volume".into());
-        return Ok(report);
+        return Ok((report, None));
     }
     stop.check()?;
     report.flipped_faces += orient_outward(mesh, diagonal);
     let t = mesh.topology();
+    let mut crossings = None;
     report.remaining_problem = if !t.is_closed_manifold() {
         Some(format!(
             "still not a closed manifold after repair ({} open, {} non-manifold edges, {} non-manifold vertices)",
@@ -91,14 +93,15 @@ pub(crate) fn repair(
     } else if mesh.volume() <= 0.0 {
         Some("the surface encloses no volume".into())
     } else if check_crossings {
-        let crossings = self_intersections(mesh, stop)?;
-        crossings
+        let found = self_intersections(mesh, stop)?;
+        crossings = Some(found);
+        found
             .any()
-            .then(|| format!("{} pairs of faces pass through each other", crossings.pairs))
+            .then(|| format!("{} pairs of faces pass through each other", found.pairs))
     } else {
         None
     };
-    Ok(report)
+    Ok((report, crossings))
 }
 
 /// Merges vertices of open edges that lie within `tolerance` of each other, which closes the

@@ -151,6 +151,8 @@ pub(crate) struct Context<'a> {
     pub hollow: Option<HollowReport>,
     pub printer_fit: Option<PrinterFit>,
     pub warnings: Vec<String>,
+    /// The self-intersection test's result for these faces, where it already ran.
+    pub crossings: Option<SelfIntersections>,
 }
 
 pub(crate) fn build(mesh: &Mesh, cx: Context, stop: Stop) -> Result<PrintReport, PrintError> {
@@ -178,7 +180,10 @@ pub(crate) fn build(mesh: &Mesh, cx: Context, stop: Stop) -> Result<PrintReport,
         warnings.push("the mesh is not a closed manifold: slicers may fail or guess".into());
     }
     stop.check()?;
-    let crossings = self_intersections(mesh, stop)?;
+    let crossings = match cx.crossings {
+        Some(known) => known,
+        None => self_intersections(mesh, stop)?,
+    };
     if crossings.any() {
         warnings.push(format!(
             "{} pairs of faces pass through each other: slicers may fill or drop regions there; try --solidify",

@@ -471,6 +471,24 @@ fn bad_input_and_options_are_clear_errors() {
 }
 
 #[test]
+fn the_reported_crossings_are_those_of_the_printed_faces() {
+    // Turned, scaled and moved only, the solid keeps the repair's test result; cut, it is
+    // tested again. Either way the report must say what a test of the result finds.
+    for cut_height_mm in [None, Some(20.0)] {
+        let opts = PrintOptions {
+            cut_height_mm,
+            ..Default::default()
+        };
+        let result = prep(&sphere_mesh(), &opts);
+        assert_eq!(
+            result.report.self_intersections,
+            super::intersect::self_intersections(&result.mesh, NEVER).unwrap(),
+            "cut {cut_height_mm:?}"
+        );
+    }
+}
+
+#[test]
 fn flat_cut_caps_the_sphere_and_it_stands() {
     let opts = PrintOptions {
         cut_height_mm: Some(20.0),
