@@ -146,8 +146,10 @@ pub fn prepare_for_print_cancellable(
     };
     stop.check()?;
     // The repair's crossing test saw these very faces unless a remesh, cut or hollow rebuilt
-    // them since. Turning, scaling and moving the solid (affine maps) keep every crossing, so
-    // the report need not run the test again: on 500k faces it is a third of this function.
+    // them since. Turning, scaling and moving the solid (affine maps) keep every crossing, up
+    // to the f32 rounding of the moved vertices (which can only matter where faces touch), so
+    // the report need not run the test again: on 500k faces and 2 cores it was a third of this
+    // function. What carries over always found no crossing: one found leads to a remesh.
     let crossings = crossings
         .filter(|_| repairs.remeshed.is_none() && cut_height.is_none() && hollow.is_none());
     let t = work.topology();

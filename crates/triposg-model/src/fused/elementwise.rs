@@ -18,8 +18,9 @@ enum Epilogue {
     BiasResidual = 2,
 }
 
-/// Launches `bias_epilogue_f16` on `dst` (a fresh contiguous GEMM output); `residual` has the
-/// shape of `dst` and is read only by [`Epilogue::BiasResidual`].
+/// Launches `bias_epilogue_f16` on `dst` (a fresh contiguous GEMM output), or for bias + GELU
+/// on rows of a multiple of 8 values `bias_gelu_f16x8`; `residual` has the shape of `dst` and is
+/// read only by [`Epilogue::BiasResidual`].
 fn launch_epilogue(
     mode: Epilogue,
     dst: &mut CudaStorage,
@@ -37,6 +38,10 @@ fn launch_epilogue(
         || residual.is_some_and(|(_, l)| !l.is_contiguous() || l.shape() != dst_l.shape())
     {
         bail!("fused bias epilogue needs contiguous tensors with an even row length");
+    }
+    if n == 0 {
+        // A launch of no blocks is an error.
+        return Ok(());
     }
     let dev = dst.device().clone();
     let start = dst_l.start_offset();
