@@ -396,7 +396,8 @@ fn bias_gelu_matches_erf_gelu() {
             .to_dtype(DType::F16)
             .unwrap()
     };
-    for (rows, cols) in [(4098, 8192), (1000, 4096), (77, 1030)] {
+    // 70 000 rows: more than the grid's 65 535 rows of blocks, so some blocks take two rows.
+    for (rows, cols) in [(4098, 8192), (1000, 4096), (77, 1030), (70_000, 64)] {
         let (xs, bias) = (f16_exact(&[rows, cols], 2.0), f16_exact(&[cols], 0.5));
         let eye = Tensor::eye(cols, DType::F16, &dev).unwrap();
         let ours = Linear::new(eye, Some(bias.clone()))
