@@ -103,6 +103,27 @@ pub fn load(path: &Path) -> Result<Mesh> {
     }
 }
 
+/// Text for every item, `write` formatting one: in chunks formatted side by side on the thread
+/// pool, returned in order. A 3MF or OBJ of an 850k-face mesh is ~70 MB of text, and formatting
+/// its numbers was all of the OBJ's writing time and about half of the 3MF's (deflate is the
+/// rest).
+pub(crate) fn format_chunks<T: Sync>(
+    items: &[T],
+    write: impl Fn(&mut String, &T) + Sync,
+) -> Vec<String> {
+    const CHUNK: usize = 1 << 15;
+    items
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let mut text = String::with_capacity(chunk.len() * 48);
+            for item in chunk {
+                write(&mut text, item);
+            }
+            text
+        })
+        .collect()
+}
+
 /// Replaces `path` with `bytes` all at once (temporary file in the same folder, fsync, rename).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     write_all_atomically(&[(path, bytes)])
@@ -241,6 +262,16 @@ pub(crate) mod tests {
             save(&mesh, &dir.path().join("m.xyz")),
             Err(MeshIoError::UnknownFormat(_))
         ));
+    }
+
+    #[test]
+    fn formatted_chunks_join_to_the_text_in_order() {
+        use std::fmt::Write as _;
+        let items: Vec<u32> = (0..100_000).collect();
+        let chunks = format_chunks(&items, |out, i| write!(out, "{i} ").unwrap());
+        assert!(chunks.len() > 1, "one chunk tests nothing here");
+        let sequential: String = items.iter().map(|i| format!("{i} ")).collect();
+        assert_eq!(chunks.concat(), sequential);
     }
 
     #[test]

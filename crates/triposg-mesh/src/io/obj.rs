@@ -2,22 +2,22 @@
 
 use std::fmt::Write;
 
-use super::{malformed, Result};
+use super::{format_chunks, malformed, Result};
 use crate::mesh::Mesh;
 
 const FORMAT: &str = "OBJ";
 
 pub fn to_bytes(mesh: &Mesh) -> Vec<u8> {
-    let mut out = String::with_capacity(mesh.vertices.len() * 40 + mesh.faces.len() * 30);
-    out.push_str("# written by triposg-mesh\n");
-    for v in &mesh.vertices {
+    let vertices = format_chunks(&mesh.vertices, |out, v| {
         // `{}` on f32 prints the shortest text that parses back to the same bits.
         writeln!(out, "v {} {} {}", v[0], v[1], v[2]).expect("String writes cannot fail");
-    }
-    for f in &mesh.faces {
+    });
+    let faces = format_chunks(&mesh.faces, |out, f| {
         writeln!(out, "f {} {} {}", f[0] + 1, f[1] + 1, f[2] + 1)
             .expect("String writes cannot fail");
-    }
+    });
+    let mut out = String::from("# written by triposg-mesh\n");
+    out.extend(vertices.into_iter().chain(faces));
     out.into_bytes()
 }
 

@@ -8,7 +8,7 @@ use quick_xml::escape::escape;
 use quick_xml::events::Event;
 use zip::write::SimpleFileOptions;
 
-use super::{check_indices, malformed, MeshIoError, Result};
+use super::{check_indices, format_chunks, malformed, MeshIoError, Result};
 use crate::mesh::Mesh;
 
 const FORMAT: &str = "3MF";
@@ -43,16 +43,16 @@ pub fn to_bytes(mesh: &Mesh) -> Result<Vec<u8>> {
 
 pub fn to_bytes_with(mesh: &Mesh, metadata: &Metadata) -> Result<Vec<u8>> {
     check_indices(mesh, FORMAT)?;
-    let mut model = String::with_capacity(mesh.vertices.len() * 60 + mesh.faces.len() * 50);
+    let mut head = String::new();
     write!(
-        model,
+        head,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<model unit=\"millimeter\" xml:lang=\"en-US\" \
          xmlns=\"http://schemas.microsoft.com/3dmanufacturing/core/2015/02\" xmlns:triposg=\"{METADATA_NAMESPACE}\">"
     )
     .expect("String writes cannot fail");
     for (name, value) in &metadata.entries {
         write!(
-            model,
+            head,
             "<metadata name=\"{}\">{}</metadata>",
             escape(name),
             escape(value)
@@ -65,30 +65,33 @@ pub fn to_bytes_with(mesh: &Mesh, metadata: &Metadata) -> Result<Vec<u8>> {
         .map(|n| format!(" name=\"{}\"", escape(n)))
         .unwrap_or_default();
     write!(
-        model,
+        head,
         "<resources><object id=\"1\" type=\"model\"{name}><mesh><vertices>"
     )
     .expect("String writes cannot fail");
-    for v in &mesh.vertices {
+    let vertices = format_chunks(&mesh.vertices, |out, v| {
         write!(
-            model,
+            out,
             "<vertex x=\"{}\" y=\"{}\" z=\"{}\"/>",
             v[0], v[1], v[2]
         )
         .expect("String writes cannot fail");
-    }
-    model.push_str("</vertices><triangles>");
-    for f in &mesh.faces {
+    });
+    let triangles = format_chunks(&mesh.faces, |out, f| {
         write!(
-            model,
+            out,
             "<triangle v1=\"{}\" v2=\"{}\" v3=\"{}\"/>",
             f[0], f[1], f[2]
         )
         .expect("String writes cannot fail");
-    }
-    model.push_str(
-        "</triangles></mesh></object></resources><build><item objectid=\"1\"/></build></model>",
-    );
+    });
+    let model = std::iter::once(head.as_str())
+        .chain(vertices.iter().map(String::as_str))
+        .chain(["</vertices><triangles>"])
+        .chain(triangles.iter().map(String::as_str))
+        .chain([
+            "</triangles></mesh></object></resources><build><item objectid=\"1\"/></build></model>",
+        ]);
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     // Deflate level 3: half the time of the default level 6 for 6% more bytes (0.47 against
     // 1.0 s and 5.6 against 5.3 MB for a 516k-face mesh on 2 cores); the 3MF was the slowest
@@ -99,10 +102,13 @@ pub fn to_bytes_with(mesh: &Mesh, metadata: &Metadata) -> Result<Vec<u8>> {
     for (name, body) in [
         ("[Content_Types].xml", CONTENT_TYPES),
         ("_rels/.rels", RELS),
-        (MODEL_PATH, model.as_str()),
     ] {
         zip.start_file(name, options).map_err(zip_error)?;
         zip.write_all(body.as_bytes())?;
+    }
+    zip.start_file(MODEL_PATH, options).map_err(zip_error)?;
+    for text in model {
+        zip.write_all(text.as_bytes())?;
     }
     Ok(zip.finish().map_err(zip_error)?.into_inner())
 }
